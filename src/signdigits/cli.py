@@ -1,0 +1,157 @@
+"""The ``signdigits`` command: one thin function per subcommand over the library.
+
+Errors a user can fix (``SignDigitsError``, bad flags) end with one line on stderr
+and exit code 2; anything else is a bug in signdigits and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from signdigits import __version__
+from signdigits.errors import SignDigitsError
+
+app = typer.Typer(
+    help="Deep learning from scratch on the Sign Language Digits dataset.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Find, download and check the dataset.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="The dataset: its zip archive, extracted folder, or a folder with the Kaggle "
+        "X.npy and Y.npy. Default: $SIGNDIGITS_DATA, then the cache, then a download.",
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Hide progress bars.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"signdigits {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Deep learning from scratch on the Sign Language Digits dataset."""
+
+
+@data_app.command("info")
+def data_info(data: DataOption = None, quiet: QuietOption = False) -> None:
+    """Where the dataset is and how many images each digit has."""
+    from signdigits.data import load_dataset
+
+    dataset = load_dataset(data, show_progress=not quiet)
+    print(f"source: {dataset.source.kind} (from {dataset.source.origin})")
+    print(f"path:   {dataset.source.path}")
+    print(f"images: {len(dataset)}")
+    print("digit:  " + " ".join(f"{digit:>3}" for digit in range(10)))
+    print("count:  " + " ".join(f"{count:>3}" for count in dataset.counts()))
+
+
+@data_app.command("fetch")
+def data_fetch(quiet: QuietOption = False) -> None:
+    """Download the dataset into the cache folder (kept only once verified)."""
+    from signdigits.data import cache_dir, data_url, fetch_archive, verify_source
+    from signdigits.data.sources import DataSource
+
+    cached = cache_dir() / "sign-language-digits-dataset.zip"
+    if cached.is_file():
+        count = verify_source(DataSource("archive", cached, "cache"))
+        print(f"already there: {cached} ({count} images verified)")
+        return
+    path = fetch_archive(data_url(), show_progress=not quiet)
+    print(f"downloaded {path} (2062 images verified)")
+
+
+@data_app.command("verify")
+def data_verify(data: DataOption = None, quiet: QuietOption = False) -> None:
+    """Check every image of the dataset against the manifest of SHA-256 checksums."""
+    from signdigits.data import find_source, verify_source
+
+    source = find_source(data, show_progress=not quiet)
+    count = verify_source(source)
+    what = "images match the manifest" if source.kind != "kaggle" else "Kaggle arrays are valid"
+    print(f"ok: {count} {what} ({source.kind} {source.path})")
+
+
+@app.command()
+def tutorial(
+    data: DataOption = None,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate α of gradient descent.")] = 0.01,
+    iterations: Annotated[
+        int, typer.Option("--iterations", help="Number of gradient-descent iterations.")
+    ] = 150,
+    seed: Annotated[int, typer.Option("--seed", help="random_state of the train/test split.")] = 42,
+    test_size: Annotated[
+        float, typer.Option("--test-size", help="Fraction of the images held out for testing.")
+    ] = 0.15,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the figures and metrics.")] = Path(
+        "runs/tutorial"
+    ),
+    quiet: QuietOption = False,
+) -> None:
+    """The tutorial: logistic regression from scratch on the signs 0 and 1, beside scikit-learn."""
+    from signdigits.tutorial import run_tutorial
+
+    run_tutorial(
+        data,
+        learning_rate=lr,
+        iterations=iterations,
+        seed=seed,
+        test_size=test_size,
+        out=out,
+        show_progress=not quiet,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 2 user error)."""
+    stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        result = app(args=argv, prog_name="signdigits", standalone_mode=False)
+    except SignDigitsError as error:
+        stderr.print(f"signdigits: error: {error}", markup=False)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        stderr.print("signdigits: interrupted", markup=False)
+        return 130
+    except Exception as error:
+        if not _is_usage_error(error):
+            raise
+        if type(error).__name__ == "NoArgsIsHelpError":  # `signdigits data` alone: show help
+            print(error.format_message())
+            return 2
+        context = getattr(error, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context else ""
+        stderr.print(f"signdigits: error: {error.format_message()}{hint}", markup=False)
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+def _is_usage_error(error: Exception) -> bool:
+    """A bad flag or value: click's UsageError, matched by its interface because typer
+    vendors its own copy of click in recent releases."""
+    return getattr(error, "exit_code", None) == 2 and callable(
+        getattr(error, "format_message", None)
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

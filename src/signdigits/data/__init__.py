@@ -1,0 +1,30 @@
+"""The Sign Language Digits dataset: sources, download, verification, preprocessing, cache."""
+
+from signdigits.data.cache import cache_dir
+from signdigits.data.dataset import (
+    DIGITS,
+    SignDigits,
+    find_source,
+    load_dataset,
+    verify_source,
+)
+from signdigits.data.download import DEFAULT_URL, data_url, fetch_archive
+from signdigits.data.preprocess import IMAGE_SIZE, PREPROCESSING_VERSION, preprocess_image
+from signdigits.data.sources import KAGGLE_COLUMN_DIGITS, DataSource
+
+__all__ = [
+    "DEFAULT_URL",
+    "DIGITS",
+    "IMAGE_SIZE",
+    "KAGGLE_COLUMN_DIGITS",
+    "PREPROCESSING_VERSION",
+    "DataSource",
+    "SignDigits",
+    "cache_dir",
+    "data_url",
+    "fetch_archive",
+    "find_source",
+    "load_dataset",
+    "preprocess_image",
+    "verify_source",
+]

@@ -1,0 +1,65 @@
+"""The cache folder: the downloaded archive and the decoded arrays.
+
+``$SIGNDIGITS_CACHE`` chooses the folder; by default it is the platform's user
+cache folder (``~/.cache/signdigits`` on Linux).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+
+from signdigits.data.manifest import manifest_digest
+from signdigits.data.preprocess import PREPROCESSING_VERSION
+
+ARCHIVE_NAME = "sign-language-digits-dataset.zip"
+
+
+def cache_dir() -> Path:
+    """The cache folder, from ``$SIGNDIGITS_CACHE`` or the user cache folder."""
+    configured = os.environ.get("SIGNDIGITS_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    return platformdirs.user_cache_path("signdigits")
+
+
+def cached_archive() -> Path:
+    """Where the downloaded archive lives in the cache."""
+    return cache_dir() / ARCHIVE_NAME
+
+
+def decoded_path() -> Path:
+    """The npz of decoded images, keyed by the manifest and the preprocessing version."""
+    key = hashlib.sha256(f"{manifest_digest()}:{PREPROCESSING_VERSION}".encode()).hexdigest()
+    return cache_dir() / f"decoded-{key[:16]}.npz"
+
+
+def load_decoded() -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached ``(images, labels)``, or ``None`` when absent or unreadable."""
+    path = decoded_path()
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return arrays["images"], arrays["labels"]
+    except (OSError, KeyError, ValueError, EOFError):
+        return None
+
+
+def save_decoded(images: np.ndarray, labels: np.ndarray) -> None:
+    """Write the decoded arrays atomically: a reader never sees half a file."""
+    path = decoded_path()
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
+            tmp_name = tmp.name
+            np.savez(tmp, images=images, labels=labels)
+        os.replace(tmp_name, path)
+    except OSError:
+        # The cache only saves time: a read-only or full disk must not stop the work.
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)

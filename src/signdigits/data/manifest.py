@@ -1,0 +1,68 @@
+"""The dataset's manifest: the SHA-256 of each of its 2,062 images.
+
+It was made once from the archive of ardamavi/Sign-Language-Digits-Dataset at
+commit 4b09433ef9d5c60602e8805bb54b8aa2428527f8. Every archive or folder is checked
+against it before use, so a missing, extra, truncated or altered image is caught
+and named instead of silently changing the results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+from signdigits.errors import DataError
+
+MANIFEST_PATH = Path(__file__).with_name("manifest.sha256")
+
+REDOWNLOAD_HINT = (
+    "download a fresh copy with `signdigits data fetch`, or point SIGNDIGITS_DATA "
+    "at a complete copy of the dataset"
+)
+
+
+@cache
+def load_manifest() -> dict[str, str]:
+    """Map each image's path inside ``Dataset/`` (such as ``0/IMG_1118.JPG``) to its SHA-256."""
+    manifest = {}
+    for line in MANIFEST_PATH.read_text().splitlines():
+        if line and not line.startswith("#"):
+            digest, name = line.split(maxsplit=1)
+            manifest[name] = digest
+    return manifest
+
+
+@cache
+def manifest_digest() -> str:
+    """SHA-256 of the manifest itself: identifies this version of the dataset."""
+    return hashlib.sha256(MANIFEST_PATH.read_bytes()).hexdigest()
+
+
+def verify_images(images: Mapping[str, bytes], where: str, hint: str = REDOWNLOAD_HINT) -> None:
+    """Check image files against the manifest; raise ``DataError`` naming the first problem.
+
+    ``images`` maps each path inside ``Dataset/`` to the file's bytes; ``where``
+    says where they came from and ``hint`` what to do, for the message.
+    """
+    manifest = load_manifest()
+    missing = sorted(manifest.keys() - images.keys())
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise DataError(
+            f"the dataset at {where} is missing image Dataset/{missing[0]}{more}; {hint}"
+        )
+    extra = sorted(images.keys() - manifest.keys())
+    if extra:
+        more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
+        raise DataError(
+            f"the dataset at {where} has image Dataset/{extra[0]}{more} that is not part of "
+            f"the dataset; remove it, or {hint}"
+        )
+    for name in sorted(images):
+        if hashlib.sha256(images[name]).hexdigest() != manifest[name]:
+            raise DataError(
+                f"image Dataset/{name} in {where} does not match the dataset's checksum "
+                f"(truncated or altered); {hint}"
+            )

@@ -1,0 +1,80 @@
+"""One preprocessing for every image: the dataset's and any user's photo.
+
+The steps reproduce how the Kaggle ``X.npy`` used by the tutorial was made:
+
+1. honour the EXIF orientation, flatten any transparency onto white;
+2. gray value by ITU-R 601 luma: ``v = 0.299 R + 0.587 G + 0.114 B``;
+3. per-image min-max stretch to 0..255: ``v = 255 (v - min v) / (max v - min v)``;
+4. bilinear resize to 64×64;
+5. ``x = 1 - v / 255``: a float32 in [0, 1], dark pixels near 1.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from signdigits.errors import DataError
+
+IMAGE_SIZE = 64
+"""Side of the square images the models see."""
+
+PREPROCESSING_VERSION = "1"
+"""Changes whenever the steps above change, so that cached arrays are rebuilt."""
+
+_LUMA_601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Image:
+    """Open an image file (a path or its bytes) with Pillow and decode it fully.
+
+    Raises ``DataError`` naming the file when Pillow cannot read it.
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "the image")
+    try:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        image.load()
+    except FileNotFoundError:
+        raise DataError(f"image {label} does not exist; check the path") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(
+            f"{label} is not a readable image ({error}); give a JPEG, PNG or other "
+            "image file that Pillow can open"
+        ) from None
+    return image
+
+
+def _gray_values(image: Image.Image) -> np.ndarray:
+    """The image's gray values as float32, any mode, before stretching."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return np.asarray(image, dtype=np.float32)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or ("transparency" in image.info)
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return rgb @ _LUMA_601
+
+
+def preprocess_image(image: Image.Image | str | Path | bytes) -> np.ndarray:
+    """Turn one image into the model's input: a (64, 64) float32 array in [0, 1].
+
+    Accepts a Pillow image in any mode and size, a path or the file's bytes.
+    """
+    if not isinstance(image, Image.Image):
+        image = open_image(image)
+    gray = _gray_values(image)
+    low, high = float(gray.min()), float(gray.max())
+    # A blank image has no contrast to stretch: it maps to all zeros.
+    scale = 255.0 / (high - low) if high > low else 0.0
+    stretched = (gray - low) * np.float32(scale)
+    resized = Image.fromarray(stretched.astype(np.float32)).resize(
+        (IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR
+    )
+    values = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
+    return (1.0 - values / np.float32(255.0)).astype(np.float32)

@@ -1,0 +1,353 @@
+"""Logistic regression as the smallest neural network, from scratch in NumPy.
+
+These are the functions of the tutorial "What is deep learning?", with its names
+and its features-first layout: ``x`` is (4096, m), one column per image, ``y`` is
+(1, m). They are correct where the original was not (``predict`` sets both
+branches) and numerically stable: the cost is computed from ``z`` with a stable
+log-sigmoid, so it stays finite when the sigmoid saturates.
+
+The computational graph of one step, for m images::
+
+    z = wᵀx + b                      (1, m)
+    ŷ = sigmoid(z) = 1 / (1 + e⁻ᶻ)   (1, m)
+    loss = −y log ŷ − (1 − y) log(1 − ŷ)
+    cost = (1/m) Σ loss
+
+and, going backwards through it with the chain rule (∂loss/∂z = ŷ − y)::
+
+    dw = x (ŷ − y)ᵀ / m              (4096, 1)
+    db = (1/m) Σ (ŷ − y)
+
+Everything is in float64 and vectorised: no Python loop over samples.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+from signdigits import plots
+from signdigits.data import SignDigits, load_dataset
+from signdigits.errors import InvalidArgumentError
+from signdigits.runs import prepare_out_dir, write_json
+
+SIGNS = (0, 1)
+"""The tutorial's two classes: the signs for 0 and 1."""
+
+IMAGES_PER_SIGN = 205
+
+
+def load_zeros_and_ones(dataset: SignDigits) -> tuple[np.ndarray, np.ndarray]:
+    """X (410, 64, 64) and Y (410, 1): the first 205 images of the signs 0 and 1.
+
+    Y is 0 for the sign 0 and 1 for the sign 1, as in the tutorial.
+    """
+    subset = dataset.first_of_each(SIGNS, IMAGES_PER_SIGN)
+    X = subset.images.astype(np.float64)
+    Y = subset.labels.astype(np.float64).reshape(-1, 1)
+    return X, Y
+
+
+def flatten_and_transpose(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Images (m, 64, 64) and labels (m, 1) to the features-first x (4096, m) and y (1, m)."""
+    return X.reshape(X.shape[0], -1).T, Y.T
+
+
+def initialize_weights_and_bias(dimension: int) -> tuple[np.ndarray, float]:
+    """w: (dimension, 1) full of 0.01; b = 0."""
+    w = np.full((dimension, 1), 0.01)
+    b = 0.0
+    return w, b
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """σ(z) = 1 / (1 + e⁻ᶻ), computed as exp(−log(1 + e⁻ᶻ)) so that no e⁻ᶻ overflows."""
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def forward_propagation(w: np.ndarray, b: float, x: np.ndarray) -> np.ndarray:
+    """z = wᵀx + b: the logit of each image, shape (1, m)."""
+    return w.T @ x + b
+
+
+def cross_entropy_loss(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """loss = −y log σ(z) − (1 − y) log(1 − σ(z)), one value per image.
+
+    With log σ(z) = −log(1 + e⁻ᶻ) and log(1 − σ(z)) = −log(1 + eᶻ) this is
+    ``log(1 + eᶻ) − y z``, which ``np.logaddexp`` computes without overflow: it
+    stays finite at z = ±1000, where σ(z) rounds to exactly 0 or 1 and the
+    textbook formula takes log(0).
+    """
+    return np.logaddexp(0.0, z) - y * z
+
+
+def forward_backward_propagation(
+    w: np.ndarray, b: float, x_train: np.ndarray, y_train: np.ndarray
+) -> tuple[float, dict[str, np.ndarray | float]]:
+    """One forward and one backward pass: the cost and its gradients.
+
+    cost = (1/m) Σ loss; dw = x (ŷ − y)ᵀ / m; db = (1/m) Σ (ŷ − y).
+    """
+    m = x_train.shape[1]
+    z = forward_propagation(w, b, x_train)
+    y_head = sigmoid(z)
+    cost = float(np.sum(cross_entropy_loss(z, y_train)) / m)
+    derivative_weight = x_train @ (y_head - y_train).T / m
+    derivative_bias = float(np.sum(y_head - y_train) / m)
+    gradients = {"derivative_weight": derivative_weight, "derivative_bias": derivative_bias}
+    return cost, gradients
+
+
+def _check_hyperparameters(learning_rate: float, number_of_iterations: int) -> None:
+    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate)):
+        raise InvalidArgumentError(
+            f"learning rate must be a finite number, got {learning_rate!r}; try 0.01"
+        )
+    if learning_rate <= 0:
+        raise InvalidArgumentError(f"learning rate must be > 0, got {learning_rate}; try 0.01")
+    if isinstance(number_of_iterations, bool) or not isinstance(number_of_iterations, int):
+        raise InvalidArgumentError(
+            f"number of iterations must be a whole number, got {number_of_iterations!r}"
+        )
+    if number_of_iterations < 1:
+        raise InvalidArgumentError(
+            f"number of iterations must be at least 1, got {number_of_iterations}; try 150"
+        )
+
+
+def update(
+    w: np.ndarray,
+    b: float,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    learning_rate: float,
+    number_of_iterations: int,
+    report: Callable[[int, float], None] | None = None,
+) -> tuple[dict[str, np.ndarray | float], dict[str, np.ndarray | float], list[float]]:
+    """Gradient descent: ``w ← w − α dw`` and ``b ← b − α db``, ``number_of_iterations`` times.
+
+    Returns the learned parameters ``{"weight", "bias"}``, the last gradients and the
+    cost of every iteration. ``report(i, cost)`` is called every 10 iterations.
+    """
+    _check_hyperparameters(learning_rate, number_of_iterations)
+    cost_list = []
+    for i in range(number_of_iterations):
+        cost, gradients = forward_backward_propagation(w, b, x_train, y_train)
+        cost_list.append(cost)
+        w = w - learning_rate * gradients["derivative_weight"]
+        b = b - learning_rate * gradients["derivative_bias"]
+        if report is not None and i % 10 == 0:
+            report(i, cost)
+    parameters = {"weight": w, "bias": b}
+    return parameters, gradients, cost_list
+
+
+def predict(w: np.ndarray, b: float, x_test: np.ndarray) -> np.ndarray:
+    """1 where ŷ = σ(wᵀx + b) > 0.5, else 0; shape (1, m)."""
+    y_head = sigmoid(forward_propagation(w, b, x_test))
+    return np.where(y_head > 0.5, 1.0, 0.0)
+
+
+def accuracy(y_prediction: np.ndarray, y: np.ndarray) -> float:
+    """The fraction of predictions equal to the labels: 1 − mean |ŷ − y| for 0/1 values."""
+    return float(np.mean(y_prediction == y))
+
+
+@dataclass
+class LogisticRegressionResult:
+    """What ``logistic_regression`` learned and how well it does."""
+
+    parameters: dict[str, np.ndarray | float]
+    cost_list: list[float]
+    train_accuracy: float
+    test_accuracy: float
+    y_prediction_train: np.ndarray = field(repr=False)
+    y_prediction_test: np.ndarray = field(repr=False)
+
+
+def logistic_regression(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    learning_rate: float = 0.01,
+    num_iterations: int = 150,
+    report: Callable[[int, float], None] | None = None,
+) -> LogisticRegressionResult:
+    """Initialise, train by gradient descent, and measure train and test accuracy."""
+    dimension = x_train.shape[0]
+    w, b = initialize_weights_and_bias(dimension)
+    parameters, _, cost_list = update(
+        w, b, x_train, y_train, learning_rate, num_iterations, report=report
+    )
+    y_prediction_train = predict(parameters["weight"], parameters["bias"], x_train)
+    y_prediction_test = predict(parameters["weight"], parameters["bias"], x_test)
+    return LogisticRegressionResult(
+        parameters=parameters,
+        cost_list=cost_list,
+        train_accuracy=accuracy(y_prediction_train, y_train),
+        test_accuracy=accuracy(y_prediction_test, y_test),
+        y_prediction_train=y_prediction_train,
+        y_prediction_test=y_prediction_test,
+    )
+
+
+def run_tutorial(
+    data: str | os.PathLike[str] | None = None,
+    learning_rate: float = 0.01,
+    iterations: int = 150,
+    seed: int = 42,
+    test_size: float = 0.15,
+    out: str | os.PathLike[str] = "runs/tutorial",
+    console: Console | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """The whole tutorial, step by step as it prints it, beside scikit-learn.
+
+    Writes ``cost_curve.png``, ``weights.png``, ``samples.png`` and ``metrics.json``
+    to ``out`` and returns the metrics.
+    """
+    _check_hyperparameters(learning_rate, iterations)
+    if not (isinstance(test_size, float) and 0.0 < test_size < 1.0):
+        raise InvalidArgumentError(f"test size must be a fraction in (0, 1), got {test_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidArgumentError(f"seed must be a whole number ≥ 0, got {seed!r}")
+    console = console or Console(highlight=False)
+    out_dir = prepare_out_dir(out)
+
+    console.rule("1. The data: the signs 0 and 1")
+    dataset = load_dataset(data, show_progress=show_progress)
+    console.print(f"source: {dataset.source.kind} {dataset.source.path}")
+    X, Y = load_zeros_and_ones(dataset)
+    console.print(f"X shape: {X.shape}")
+    console.print(f"Y shape: {Y.shape}")
+
+    console.rule(f"2. Train/test split (test_size={test_size}, random_state={seed})")
+    X_train, X_test, Y_train, Y_test = train_test_split(
+        X, Y, test_size=test_size, random_state=seed
+    )
+    console.print(f"X train flatten {X_train.reshape(len(X_train), -1).shape}")
+    console.print(f"X test flatten {X_test.reshape(len(X_test), -1).shape}")
+    x_train, y_train = flatten_and_transpose(X_train, Y_train)
+    x_test, y_test = flatten_and_transpose(X_test, Y_test)
+    for name, array in (("x train", x_train), ("x test", x_test)):
+        console.print(f"{name}: {array.shape}")
+    for name, array in (("y train", y_train), ("y test", y_test)):
+        console.print(f"{name}: {array.shape}")
+
+    console.rule("3. Initialize weights and bias")
+    w, b = initialize_weights_and_bias(x_train.shape[0])
+    console.print(f"w: {w.shape} full of {w[0, 0]}, b = {b}")
+
+    console.rule(
+        f"4. Forward and backward propagation, gradient descent "
+        f"(learning rate {learning_rate}, {iterations} iterations)"
+    )
+    started = time.perf_counter()
+    result = logistic_regression(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        learning_rate=learning_rate,
+        num_iterations=iterations,
+        report=lambda i, cost: console.print(f"Cost after iteration {i}: {cost:f}"),
+    )
+    seconds = time.perf_counter() - started
+
+    console.rule("5. Predict (1 where ŷ > 0.5) and accuracy")
+    console.print(f"train accuracy: {100 * result.train_accuracy:.2f} %")
+    console.print(f"test accuracy: {100 * result.test_accuracy:.2f} %")
+
+    console.rule(f"6. scikit-learn LogisticRegression(random_state={seed}, max_iter=150)")
+    sklearn_metrics = _fit_sklearn(x_train.T, y_train.ravel(), x_test.T, y_test.ravel(), seed)
+    table = Table("model", "train accuracy", "test accuracy", "seconds")
+    table.add_row(
+        "ours (NumPy, from scratch)",
+        f"{100 * result.train_accuracy:.2f} %",
+        f"{100 * result.test_accuracy:.2f} %",
+        f"{seconds:.3f}",
+    )
+    table.add_row(
+        "scikit-learn",
+        f"{100 * sklearn_metrics['train_accuracy']:.2f} %",
+        f"{100 * sklearn_metrics['test_accuracy']:.2f} %",
+        f"{sklearn_metrics['seconds']:.3f}",
+    )
+    console.print(table)
+    if not sklearn_metrics["converged"]:
+        console.print("(scikit-learn stopped at max_iter=150 before its solver converged)")
+
+    metrics = {
+        "model": "logistic_regression",
+        "classes": list(SIGNS),
+        "train_accuracy": result.train_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "n_train": int(x_train.shape[1]),
+        "n_test": int(x_test.shape[1]),
+        "seconds": seconds,
+        "seed": seed,
+        "learning_rate": learning_rate,
+        "iterations": iterations,
+        "final_cost": result.cost_list[-1],
+        "sklearn": sklearn_metrics,
+    }
+    written = [
+        plots.cost_curve(result.cost_list, out_dir / "cost_curve.png"),
+        plots.weight_map(result.parameters["weight"], out_dir / "weights.png"),
+        plots.sample_grid(_sample_images(X, Y), _sample_labels(Y), out_dir / "samples.png"),
+        write_json(out_dir / "metrics.json", metrics),
+    ]
+    console.rule("Files")
+    for path in written:
+        console.print(f"wrote {path}")
+    return metrics
+
+
+def _sample_indices(Y: np.ndarray, per_class: int = 6) -> np.ndarray:
+    """Evenly spaced images of each sign, to show what the data looks like."""
+    indices = []
+    for sign in SIGNS:
+        (members,) = np.nonzero(Y.ravel() == sign)
+        indices.append(members[np.linspace(0, len(members) - 1, per_class).astype(int)])
+    return np.concatenate(indices)
+
+
+def _sample_images(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    return X[_sample_indices(Y)]
+
+
+def _sample_labels(Y: np.ndarray) -> list[int]:
+    return [int(label) for label in Y.ravel()[_sample_indices(Y)]]
+
+
+def _fit_sklearn(
+    X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, seed: int
+) -> dict[str, Any]:
+    """scikit-learn's LogisticRegression on the same split, samples first, timed."""
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model = LogisticRegression(random_state=seed, max_iter=150).fit(X_train, y_train)
+        train_accuracy = float(model.score(X_train, y_train))
+        test_accuracy = float(model.score(X_test, y_test))
+    seconds = time.perf_counter() - started
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return {
+        "train_accuracy": train_accuracy,
+        "test_accuracy": test_accuracy,
+        "seconds": seconds,
+        "converged": converged,
+    }
