@@ -7,6 +7,7 @@ and exit code 2; anything else is a bug in signdigits and shows its traceback.
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 
 from signdigits import __version__
-from signdigits.errors import SignDigitsError
+from signdigits.errors import DataError, SignDigitsError
 
 app = typer.Typer(
     help="Deep learning from scratch on the Sign Language Digits dataset.",
@@ -68,14 +69,19 @@ def data_info(data: DataOption = None, quiet: QuietOption = False) -> None:
 @data_app.command("fetch")
 def data_fetch(quiet: QuietOption = False) -> None:
     """Download the dataset into the cache folder (kept only once verified)."""
-    from signdigits.data import cache_dir, data_url, fetch_archive, verify_source
+    from signdigits.data import data_url, fetch_archive, verify_source
+    from signdigits.data.cache import cached_archive
     from signdigits.data.sources import DataSource
 
-    cached = cache_dir() / "sign-language-digits-dataset.zip"
+    cached = cached_archive()
     if cached.is_file():
-        count = verify_source(DataSource("archive", cached, "cache"))
-        print(f"already there: {cached} ({count} images verified)")
-        return
+        try:
+            count = verify_source(DataSource("archive", cached, "cache"))
+        except DataError as error:
+            print(f"the archive in the cache is damaged ({error}); downloading it again")
+        else:
+            print(f"already there: {cached} ({count} images verified)")
+            return
     path = fetch_archive(data_url(), show_progress=not quiet)
     print(f"downloaded {path} (2062 images verified)")
 
@@ -119,6 +125,59 @@ def tutorial(
         out=out,
         show_progress=not quiet,
     )
+
+
+class GraphExample(str, Enum):
+    """The graphs ``signdigits graph`` draws."""
+
+    hypot = "hypot"
+    logistic = "logistic"
+    two_layer = "two-layer"
+
+
+@app.command()
+def graph(
+    example: Annotated[
+        GraphExample,
+        typer.Option(
+            "--example",
+            help="hypot: c = √(a² + b²); logistic: the tutorial's logistic regression; "
+            "two-layer: the two-layer network of part 2 (3 tanh units).",
+        ),
+    ] = GraphExample.hypot,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="The picture: .png, .svg, .pdf or .dot. Default: runs/graphs/EXAMPLE.png.",
+            show_default=False,
+        ),
+    ] = None,
+    data: DataOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Draw a computational graph with its values and gradients after one backward pass."""
+    import numpy as np
+
+    from signdigits import graph as graphs
+
+    out = out or Path("runs/graphs") / f"{example.value}.png"
+    if example is GraphExample.hypot:
+        output = graphs.hypot_example()
+        title = "c = √(a² + b²)"
+    else:
+        from signdigits.data import load_dataset
+        from signdigits.tutorial import load_zeros_and_ones, split_flatten_transpose
+
+        X, Y = load_zeros_and_ones(load_dataset(data, show_progress=not quiet))
+        x_train, y_train, _, _ = split_flatten_transpose(X, Y)
+        if example is GraphExample.logistic:
+            output = graphs.logistic_example(x_train, y_train)
+            title = "Logistic regression, first iteration (348 training images)"
+        else:
+            output = graphs.two_layer_example(x_train, y_train, np.random.default_rng(42))
+            title = "Two-layer network: 3 tanh units, then a sigmoid unit"
+    print(f"wrote {graphs.render(output, out, title=title)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,11 +34,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 
-from signdigits import plots
 from signdigits.data import SignDigits, load_dataset
 from signdigits.errors import InvalidArgumentError
 from signdigits.runs import prepare_out_dir, write_json
@@ -63,6 +59,22 @@ def load_zeros_and_ones(dataset: SignDigits) -> tuple[np.ndarray, np.ndarray]:
 def flatten_and_transpose(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Images (m, 64, 64) and labels (m, 1) to the features-first x (4096, m) and y (1, m)."""
     return X.reshape(X.shape[0], -1).T, Y.T
+
+
+def split_flatten_transpose(
+    X: np.ndarray, Y: np.ndarray, test_size: float = 0.15, random_state: int = 42
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's ``train_test_split``, then ``flatten_and_transpose`` of each part.
+
+    Returns x_train (4096, 348), y_train (1, 348), x_test (4096, 62), y_test (1, 62)
+    with the tutorial's defaults.
+    """
+    from sklearn.model_selection import train_test_split  # scikit-learn takes ~1 s to import
+
+    X_train, X_test, Y_train, Y_test = train_test_split(
+        X, Y, test_size=test_size, random_state=random_state
+    )
+    return (*flatten_and_transpose(X_train, Y_train), *flatten_and_transpose(X_test, Y_test))
 
 
 def initialize_weights_and_bias(dimension: int) -> tuple[np.ndarray, float]:
@@ -224,6 +236,8 @@ def run_tutorial(
         raise InvalidArgumentError(f"test size must be a fraction in (0, 1), got {test_size!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidArgumentError(f"seed must be a whole number ≥ 0, got {seed!r}")
+    from signdigits import plots  # matplotlib loads only when there is something to draw
+
     console = console or Console(highlight=False)
     out_dir = prepare_out_dir(out)
 
@@ -235,13 +249,9 @@ def run_tutorial(
     console.print(f"Y shape: {Y.shape}")
 
     console.rule(f"2. Train/test split (test_size={test_size}, random_state={seed})")
-    X_train, X_test, Y_train, Y_test = train_test_split(
-        X, Y, test_size=test_size, random_state=seed
-    )
-    console.print(f"X train flatten {X_train.reshape(len(X_train), -1).shape}")
-    console.print(f"X test flatten {X_test.reshape(len(X_test), -1).shape}")
-    x_train, y_train = flatten_and_transpose(X_train, Y_train)
-    x_test, y_test = flatten_and_transpose(X_test, Y_test)
+    x_train, y_train, x_test, y_test = split_flatten_transpose(X, Y, test_size, seed)
+    console.print(f"X train flatten {x_train.T.shape}")
+    console.print(f"X test flatten {x_test.T.shape}")
     for name, array in (("x train", x_train), ("x test", x_test)):
         console.print(f"{name}: {array.shape}")
     for name, array in (("y train", y_train), ("y test", y_test)):
@@ -337,6 +347,9 @@ def _fit_sklearn(
     X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, seed: int
 ) -> dict[str, Any]:
     """scikit-learn's LogisticRegression on the same split, samples first, timed."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

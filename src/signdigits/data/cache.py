@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import platformdirs
 
-from signdigits.data.manifest import manifest_digest
-from signdigits.data.preprocess import PREPROCESSING_VERSION
+from signdigits.data.manifest import load_manifest, manifest_digest
+from signdigits.data.preprocess import IMAGE_SIZE, PREPROCESSING_VERSION
 
 ARCHIVE_NAME = "sign-language-digits-dataset.zip"
 
@@ -44,9 +45,13 @@ def load_decoded() -> tuple[np.ndarray, np.ndarray] | None:
     path = decoded_path()
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            return arrays["images"], arrays["labels"]
-    except (OSError, KeyError, ValueError, EOFError):
+            images, labels = arrays["images"], arrays["labels"]
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None
+    expected = (len(load_manifest()), IMAGE_SIZE, IMAGE_SIZE)
+    if images.shape != expected or images.dtype != np.float32 or labels.shape != expected[:1]:
+        return None  # written by something else: decode again
+    return images, labels
 
 
 def save_decoded(images: np.ndarray, labels: np.ndarray) -> None:

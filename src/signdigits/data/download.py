@@ -53,8 +53,13 @@ def fetch_archive(url: str | None = None, show_progress: bool = True) -> Path:
                     url, known_hash=None, fname=target.name, path=tmp, downloader=downloader
                 )
         except (requests.RequestException, OSError, ValueError) as error:
+            reason = (
+                "cannot connect"
+                if isinstance(error, requests.ConnectionError)
+                else f"{type(error).__name__}: {error}"
+            )
             raise DataError(
-                f"could not download the dataset from {url} ({type(error).__name__}: {error}); "
+                f"could not download the dataset from {url} ({reason}); "
                 "check the network, set SIGNDIGITS_DATA_URL to a mirror, or set "
                 "SIGNDIGITS_DATA to a local copy"
             ) from None

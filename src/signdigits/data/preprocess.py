@@ -70,9 +70,9 @@ def preprocess_image(image: Image.Image | str | Path | bytes) -> np.ndarray:
         image = open_image(image)
     gray = _gray_values(image)
     low, high = float(gray.min()), float(gray.max())
-    # A blank image has no contrast to stretch: it maps to all zeros.
-    scale = 255.0 / (high - low) if high > low else 0.0
-    stretched = (gray - low) * np.float32(scale)
+    if high <= low:  # a blank image has no contrast to stretch, and no hand: all zeros
+        return np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    stretched = (gray - low) * np.float32(255.0 / (high - low))
     resized = Image.fromarray(stretched.astype(np.float32)).resize(
         (IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR
     )

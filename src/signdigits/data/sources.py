@@ -49,6 +49,11 @@ def identify_source(path: str | Path, origin: str) -> DataSource:
         )
     if path.is_file() and zipfile.is_zipfile(path):
         return DataSource("archive", path, origin)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        raise DataError(
+            f"{path} (from {origin}) is not a readable zip archive (truncated or not a zip); "
+            "download it again with `signdigits data fetch`"
+        )
     if path.is_dir() and (path / "X.npy").is_file() and (path / "Y.npy").is_file():
         return DataSource("kaggle", path, origin)
     if path.is_dir() and _dataset_folder(path) is not None:

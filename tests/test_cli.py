@@ -1,0 +1,152 @@
+"""The ``signdigits`` command in a process of its own: user errors end in one clear line.
+
+Every bad input must give exit code 2, exactly one line on stderr that says what is
+wrong, and no traceback. The bad-input processes are independent and mostly spend
+their time importing, so they run side by side, once, and each case checks its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+if TYPE_CHECKING:
+    from signdigits.data import DataSource
+    from tests.conftest import CliRun
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """A bad command line and what its error line must say.
+
+    ``{name}`` in either stands for a file that ``bad_input_files`` writes.
+    """
+
+    args: tuple[str, ...]
+    says: tuple[str, ...]
+
+
+TUTORIAL = ("tutorial", "--data", "{missing}", "--out", "{root}/out")
+"""The tutorial with a dataset that does not exist: a bad hyper-parameter must be named
+first, before the data is looked for."""
+
+BAD_INPUTS = {
+    "no data, no network": BadInput(("data", "info"), ("could not download", "{url}")),
+    "empty folder": BadInput(("data", "info", "--data", "{empty}"), ("{empty}", "neither")),
+    "text file": BadInput(("data", "verify", "--data", "{text}"), ("{text}", "neither")),
+    "missing path": BadInput(("data", "info", "--data", "{missing}"), ("does not exist",)),
+    "image replaced by text": BadInput(
+        ("data", "verify", "--data", "{text_image_zip}"), ("Dataset/{text_image}",)
+    ),
+    "X of the wrong shape": BadInput(
+        ("data", "info", "--data", "{x_wrong_shape}"), ("X.npy", "shape")
+    ),
+    "Y not one-hot": BadInput(("data", "info", "--data", "{y_not_one_hot}"), ("Y.npy", "one-hot")),
+    "Y of the wrong shape": BadInput(
+        ("data", "verify", "--data", "{y_wrong_shape}"), ("Y.npy", "shape")
+    ),
+    "learning rate 0": BadInput((*TUTORIAL, "--lr", "0"), ("learning rate", "> 0")),
+    "negative learning rate": BadInput((*TUTORIAL, "--lr=-0.5"), ("learning rate", "> 0")),
+    "learning rate nan": BadInput((*TUTORIAL, "--lr", "nan"), ("learning rate", "finite")),
+    "learning rate inf": BadInput((*TUTORIAL, "--lr", "inf"), ("learning rate", "finite")),
+    "zero iterations": BadInput((*TUTORIAL, "--iterations", "0"), ("iterations", "at least 1")),
+    "unknown flag": BadInput((*TUTORIAL, "--bogus"), ("--bogus",)),
+    "learning rate not a number": BadInput((*TUTORIAL, "--lr", "abc"), ("--lr",)),
+    "--out is a file": BadInput(
+        ("tutorial", "--data", "{missing}", "--out", "{existing_file}"),
+        ("{existing_file}", "is a file"),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_input_files(
+    tmp_path_factory: pytest.TempPathFactory,
+    image_names: list[str],
+    dataset_copy: Callable[..., Path],
+    save_kaggle_pair: Callable[..., Path],
+    closed_port_url: str,
+) -> dict[str, str]:
+    """The files and addresses the bad command lines name, by placeholder."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    (root / "empty").mkdir()
+    (root / "notes.txt").write_text("not a dataset\n")
+    (root / "results.txt").write_text("earlier results\n")
+    text_image = image_names[100]
+    images = np.random.default_rng(0).random((12, 64, 64))
+    labels = np.eye(10)[np.arange(12) % 10]
+    return {
+        "root": str(root),
+        "url": closed_port_url,
+        "empty": str(root / "empty"),
+        "text": str(root / "notes.txt"),
+        "missing": str(root / "no-such-dataset"),
+        "existing_file": str(root / "results.txt"),
+        "text_image": text_image,
+        "text_image_zip": str(dataset_copy({text_image: b"not a JPEG, just text\n"})),
+        "x_wrong_shape": str(save_kaggle_pair(root / "x", images.reshape(12, -1), labels)),
+        "y_not_one_hot": str(save_kaggle_pair(root / "y-not-one-hot", images, labels * 2)),
+        "y_wrong_shape": str(save_kaggle_pair(root / "y-wrong-shape", images, labels[:, :8])),
+    }
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(
+    bad_input_files: dict[str, str], run_cli: Callable[..., CliRun]
+) -> dict[str, CliRun]:
+    """Every bad command line, run once, with no data to be found and no network."""
+    env = {
+        "SIGNDIGITS_DATA": None,
+        "SIGNDIGITS_CACHE": str(Path(bad_input_files["root"]) / "empty-cache"),
+        "SIGNDIGITS_DATA_URL": bad_input_files["url"],
+        "NO_PROXY": "127.0.0.1",
+        "no_proxy": "127.0.0.1",
+    }
+
+    def run(case: BadInput) -> CliRun:
+        return run_cli(*(arg.format(**bad_input_files) for arg in case.args), env=env)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(BAD_INPUTS, pool.map(run, BAD_INPUTS.values()), strict=True))
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_a_bad_input_ends_in_one_line_saying_what_is_wrong(
+    name: str, bad_input_runs: dict[str, CliRun], bad_input_files: dict[str, str]
+) -> None:
+    line = bad_input_runs[name].error_line()
+
+    assert line.startswith("signdigits: error: ")
+    for fragment in BAD_INPUTS[name].says:
+        assert fragment.format(**bad_input_files) in line
+
+
+def test_no_data_and_no_network_leaves_the_cache_empty(
+    bad_input_runs: dict[str, CliRun], bad_input_files: dict[str, str]
+) -> None:
+    bad_input_runs["no data, no network"].error_line()
+    cache = Path(bad_input_files["root"]) / "empty-cache"
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_data_info_prints_the_counts_in_digit_order(
+    dataset_source: DataSource, dataset: object, run_cli: Callable[..., CliRun]
+) -> None:
+    run = run_cli("data", "info", "--data", dataset_source.path, "--quiet")
+
+    assert run.returncode == 0, run.stderr
+    assert "205 206 206 206 207 207 207 206 208 204" in run.stdout
+    assert "2062" in run.stdout
+
+
+def test_data_verify_says_ok(dataset_source: DataSource, run_cli: Callable[..., CliRun]) -> None:
+    run = run_cli("data", "verify", "--data", dataset_source.path, "--quiet")
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("ok: 2062 ")
