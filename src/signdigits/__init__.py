@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from signdigits.autograd import Tensor, gradcheck, no_grad
 from signdigits.errors import DataError, InvalidArgumentError, ModelFileError, SignDigitsError
 
 __version__ = "0.1.0"
@@ -11,5 +12,8 @@ __all__ = [
     "InvalidArgumentError",
     "ModelFileError",
     "SignDigitsError",
+    "Tensor",
     "__version__",
+    "gradcheck",
+    "no_grad",
 ]

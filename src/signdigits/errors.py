@@ -22,3 +22,7 @@ class InvalidArgumentError(SignDigitsError, ValueError):
 
 class ModelFileError(SignDigitsError):
     """A model file is missing, corrupt, tampered with or of another format."""
+
+
+class ShapeError(SignDigitsError, ValueError):
+    """Arrays of shapes that an operation cannot combine (they do not broadcast, or do not fit)."""

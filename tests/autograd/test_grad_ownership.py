@@ -1,0 +1,45 @@
+"""Each leaf owns its .grad: no two leaves, nor the caller's array, share one gradient array."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from signdigits import functional as F
+from signdigits.autograd import Tensor
+
+
+def test_pass_through_gradients_are_not_shared_between_leaves():
+    a = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.ones(3), requires_grad=True)
+    (a + b).backward(np.ones(3))
+    assert a.grad is not b.grad
+    a.grad[0] = 100.0
+    assert b.grad[0] == 1.0
+
+
+def test_callers_gradient_array_is_copied():
+    x = Tensor(np.ones(3), requires_grad=True)
+    upstream = np.full(3, 2.0)
+    x.reshape(3).backward(upstream)
+    upstream[:] = 0.0
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
+
+
+def test_fresh_gradients_kept_without_copy_still_accumulate_correctly():
+    rng = np.random.default_rng(0)
+    w = Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    x = Tensor(rng.standard_normal((5, 3)))
+    F.linear(x, w).sum().backward()
+    first = w.grad.copy()
+    F.linear(x, w).sum().backward()  # .grad accumulates, as in PyTorch
+    np.testing.assert_allclose(w.grad, 2 * first)
+    np.testing.assert_allclose(first, np.ones((5, 4)).T @ x.data)
+
+
+def test_weight_used_twice_gets_the_sum_of_both_paths():
+    rng = np.random.default_rng(1)
+    w = Tensor(rng.standard_normal((2, 2)), requires_grad=True)
+    x = Tensor(rng.standard_normal((3, 2)))
+    (F.linear(x, w).sum() + (x @ w).sum()).backward()
+    expected = np.ones((3, 2)).T @ x.data + x.data.T @ np.ones((3, 2))
+    np.testing.assert_allclose(w.grad, expected)
