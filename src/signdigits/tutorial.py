@@ -261,10 +261,7 @@ def run_tutorial(
     w, b = initialize_weights_and_bias(x_train.shape[0])
     console.print(f"w: {w.shape} full of {w[0, 0]}, b = {b}")
 
-    console.rule(
-        f"4. Forward and backward propagation, gradient descent "
-        f"(learning rate {learning_rate}, {iterations} iterations)"
-    )
+    console.rule(f"4. Gradient descent (learning rate {learning_rate}, {iterations} iterations)")
     started = time.perf_counter()
     result = logistic_regression(
         x_train,

@@ -27,7 +27,9 @@ def leaf(values, dtype=np.float64) -> Tensor:
         ([[1.0, 2.0]], None, np.float32),
         (np.zeros(3), None, np.float64),
         (np.zeros(3, dtype=np.float32), None, np.float32),
-        ([1, 2], None, np.int64),
+        ([1, 2], None, np.float32),
+        (3, None, np.float32),
+        (np.arange(3), None, np.int64),
         ([1, 2], np.float64, np.float64),
         (np.array([True, False]), None, np.bool_),
     ],
@@ -47,7 +49,7 @@ def test_attributes():
 
 def test_integer_tensor_cannot_require_grad():
     with pytest.raises(InvalidArgumentError, match="int64"):
-        Tensor([1, 2, 3], requires_grad=True)
+        Tensor(np.array([1, 2, 3]), requires_grad=True)
     with pytest.raises(InvalidArgumentError, match="floating"):
         Tensor(np.arange(3)).requires_grad_()
 

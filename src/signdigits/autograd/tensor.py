@@ -194,8 +194,9 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
-    ``Tensor(data, requires_grad=False, dtype=None)``: Python numbers and lists become float32
-    (integers int64, as in PyTorch); an ndarray keeps its dtype (float64 stays float64) and is
+    ``Tensor(data, requires_grad=False, dtype=None)``: Python numbers and lists become float32,
+    integers included (so ``Tensor(3, requires_grad=True)`` just works; booleans stay
+    boolean); an ndarray keeps its dtype (float64 stays float64, int64 stays int64) and is
     used without copying. ``dtype`` forces a dtype. Only floating tensors can require
     gradients.
     """
@@ -225,7 +226,7 @@ class Tensor:
             array = np.asarray(data)
         else:
             array = np.asarray(data)
-            if array.dtype.kind == "f":
+            if array.dtype.kind in "iuf":
                 array = array.astype(np.float32)
         if array.dtype.kind not in "biuf":
             raise InvalidArgumentError(
