@@ -25,6 +25,7 @@ import numpy as np
 
 from signdigits import functional as F
 from signdigits.autograd import Tensor
+from signdigits.autograd.tensor import topological_order
 from signdigits.errors import InvalidArgumentError, SignDigitsError
 
 FORMATS = ("png", "svg", "pdf", "dot")
@@ -34,23 +35,6 @@ _FILL = {"parameter": "#fff2b3", "constant": "#e8e8e8", "output": "#c8f0c8", "va
 
 class GraphvizMissingError(SignDigitsError):
     """Graphviz's ``dot`` program is not installed; the DOT text was written instead."""
-
-
-def _walk(output: Tensor) -> list[Tensor]:
-    """Every tensor of the graph that produced ``output``, inputs before results."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(output, False)]
-    while stack:
-        tensor, expanded = stack.pop()
-        if expanded:
-            order.append(tensor)
-        elif id(tensor) not in seen:
-            seen.add(id(tensor))
-            stack.append((tensor, True))
-            if tensor.creator is not None:
-                stack.extend((x, False) for x in reversed(tensor.creator.inputs))
-    return order
 
 
 def _format_number(value: float) -> str:
@@ -84,7 +68,7 @@ def to_dot(output: Tensor, title: str | None = None) -> str:
     if title:
         dot.attr(label=title, labelloc="t", fontsize="16", fontname="Helvetica")
     dot.attr("node", fontname="Helvetica", fontsize="11")
-    for tensor in _walk(output):
+    for tensor in topological_order(output):
         node = f"v{id(tensor)}"
         dot.node(
             node,

@@ -178,6 +178,7 @@ def test_second_backward_needs_retain_graph():
     np.testing.assert_allclose(x.grad, 2 * first)
     with pytest.raises(InvalidArgumentError, match="retain_graph=True"):
         y.backward()
+    np.testing.assert_allclose(x.grad, 2 * first)  # the refused backward changed nothing
 
 
 # -- no_grad ----------------------------------------------------------------------------------

@@ -162,9 +162,13 @@ def _sum_to_shape(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return g.reshape(shape)
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """The tensors that lead to ``root`` and need a gradient, each after all of its inputs
-    (iterative depth-first search)."""
+def topological_order(root: Tensor, needs_grad_only: bool = False) -> list[Tensor]:
+    """The tensors of the graph that produced ``root``, each after all of its inputs
+    (one iterative depth-first search, so graphs of any depth work).
+
+    With ``needs_grad_only`` it keeps only the tensors that need a gradient (backward's
+    walk); without, every value (a drawing's walk).
+    """
     order: list[Tensor] = []
     visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
@@ -177,17 +181,10 @@ def _topological_order(root: Tensor) -> list[Tensor]:
             continue
         visited.add(id(t))
         stack.append((t, True))
-        fn = t.creator
-        if fn is None:
-            continue
-        if fn.saved is None:
-            raise InvalidArgumentError(
-                f"backward through the graph a second time: the saved arrays of {fn.name!r} "
-                "were freed by the first backward; pass retain_graph=True to the first call"
-            )
-        for x in fn.inputs:
-            if x.requires_grad and id(x) not in visited:
-                stack.append((x, False))
+        if t.creator is not None:
+            for x in reversed(t.creator.inputs):
+                if id(x) not in visited and (x.requires_grad or not needs_grad_only):
+                    stack.append((x, False))
     return order
 
 
@@ -340,7 +337,14 @@ class Tensor:
                 raise ShapeError(
                     f"backward: grad has shape {g.shape} but the tensor has shape {self.data.shape}"
                 )
-        order = _topological_order(self)
+        order = topological_order(self, needs_grad_only=True)
+        for t in order:  # check first, so that a refused backward changes no .grad
+            if t.creator is not None and t.creator.saved is None:
+                raise InvalidArgumentError(
+                    f"backward through the graph a second time: the saved arrays of "
+                    f"{t.creator.name!r} were freed by the first backward; pass "
+                    "retain_graph=True to the first call"
+                )
         grads: dict[int, np.ndarray] = {id(self): g}
         # Pending gradients that may alias another array (g itself, a view of it, the
         # caller's array): a leaf copies those before keeping them as its .grad.
