@@ -17,13 +17,13 @@ graph c = √(a² + b²), logistic regression, and the two-layer network of part
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import graphviz
 import numpy as np
 
 from signdigits import functional as F
+from signdigits.atomic import atomic_write
 from signdigits.autograd import Tensor
 from signdigits.autograd.tensor import topological_order
 from signdigits.errors import InvalidArgumentError, SignDigitsError
@@ -118,10 +118,8 @@ def render(output: Tensor, path: str | os.PathLike[str], title: str | None = Non
 
 
 def _write_atomic(path: Path, content: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=path.suffix, delete=False) as tmp:
-        tmp.write(content)
-    os.replace(tmp.name, path)
+    with atomic_write(path) as file:
+        file.write(content)
     return path
 
 

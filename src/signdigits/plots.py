@@ -7,8 +7,6 @@ run never leaves half a picture.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,19 +18,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from signdigits.atomic import atomic_write
+
 
 def save_figure(figure: Figure, path: Path) -> Path:
     """Write ``figure`` to ``path`` atomically and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=path.suffix, delete=False) as tmp:
-        try:
-            figure.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip("."))
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-        finally:
-            plt.close(figure)
-    os.replace(tmp.name, path)
+    try:
+        with atomic_write(path) as file:
+            figure.savefig(file, dpi=120, bbox_inches="tight", format=path.suffix.lstrip("."))
+    finally:
+        plt.close(figure)
     return path
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from signdigits.atomic import atomic_write
 from signdigits.errors import InvalidArgumentError
 
 
@@ -27,10 +27,7 @@ def prepare_out_dir(out: str | os.PathLike[str]) -> Path:
 
 def write_json(path: Path, content: dict[str, Any]) -> Path:
     """Write ``content`` as indented JSON, atomically."""
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, suffix=".json", delete=False, encoding="utf-8"
-    ) as tmp:
-        json.dump(content, tmp, indent=2)
-        tmp.write("\n")
-    os.replace(tmp.name, path)
+    with atomic_write(path, "w", encoding="utf-8") as file:
+        json.dump(content, file, indent=2)
+        file.write("\n")
     return path

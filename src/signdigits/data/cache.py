@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import platformdirs
 
+from signdigits.atomic import atomic_write
 from signdigits.data.manifest import load_manifest, manifest_digest
 from signdigits.data.preprocess import IMAGE_SIZE, PREPROCESSING_VERSION
 
@@ -56,15 +56,8 @@ def load_decoded() -> tuple[np.ndarray, np.ndarray] | None:
 
 def save_decoded(images: np.ndarray, labels: np.ndarray) -> None:
     """Write the decoded arrays atomically: a reader never sees half a file."""
-    path = decoded_path()
-    tmp_name = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
-            tmp_name = tmp.name
-            np.savez(tmp, images=images, labels=labels)
-        os.replace(tmp_name, path)
+        with atomic_write(decoded_path()) as file:
+            np.savez(file, images=images, labels=labels)
     except OSError:
-        # The cache only saves time: a read-only or full disk must not stop the work.
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
+        pass  # the cache only saves time: a read-only or full disk must not stop the work
