@@ -71,6 +71,7 @@ def data_fetch(quiet: QuietOption = False) -> None:
     """Download the dataset into the cache folder (kept only once verified)."""
     from signdigits.data import data_url, fetch_archive, verify_source
     from signdigits.data.cache import cached_archive
+    from signdigits.data.manifest import load_manifest
     from signdigits.data.sources import DataSource
 
     cached = cached_archive()
@@ -83,7 +84,7 @@ def data_fetch(quiet: QuietOption = False) -> None:
             print(f"already there: {cached} ({count} images verified)")
             return
     path = fetch_archive(data_url(), show_progress=not quiet)
-    print(f"downloaded {path} (2062 images verified)")
+    print(f"downloaded {path} ({len(load_manifest())} images verified)")
 
 
 @data_app.command("verify")

@@ -314,7 +314,7 @@ def run_tutorial(
     written = [
         plots.cost_curve(result.cost_list, out_dir / "cost_curve.png"),
         plots.weight_map(result.parameters["weight"], out_dir / "weights.png"),
-        plots.sample_grid(_sample_images(X, Y), _sample_labels(Y), out_dir / "samples.png"),
+        plots.sample_grid(*_samples(X, Y), out_dir / "samples.png"),
         write_json(out_dir / "metrics.json", metrics),
     ]
     console.rule("Files")
@@ -323,21 +323,14 @@ def run_tutorial(
     return metrics
 
 
-def _sample_indices(Y: np.ndarray, per_class: int = 6) -> np.ndarray:
-    """Evenly spaced images of each sign, to show what the data looks like."""
+def _samples(X: np.ndarray, Y: np.ndarray, per_class: int = 6) -> tuple[np.ndarray, list[int]]:
+    """Evenly spaced images of each sign and their labels, to show what the data looks like."""
     indices = []
     for sign in SIGNS:
         (members,) = np.nonzero(Y.ravel() == sign)
         indices.append(members[np.linspace(0, len(members) - 1, per_class).astype(int)])
-    return np.concatenate(indices)
-
-
-def _sample_images(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    return X[_sample_indices(Y)]
-
-
-def _sample_labels(Y: np.ndarray) -> list[int]:
-    return [int(label) for label in Y.ravel()[_sample_indices(Y)]]
+    chosen = np.concatenate(indices)
+    return X[chosen], [int(label) for label in Y.ravel()[chosen]]
 
 
 def _fit_sklearn(
