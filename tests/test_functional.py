@@ -13,7 +13,6 @@ from hypothesis.extra import numpy as hnp
 
 from signdigits import InvalidArgumentError, Tensor
 from signdigits import functional as F
-from signdigits.autograd import ops
 from signdigits.errors import ShapeError
 from tests.autograd.helpers import (
     FLOAT_DTYPES,
@@ -227,9 +226,25 @@ def test_dropout_in_evaluation_and_edge_probabilities():
     assert F.dropout(x, 0.5, training=False) is x
     assert F.dropout(x, 0.0) is x
     assert not F.dropout(x, 1.0).data.any()
-    assert F.dropout(Tensor(np.ones(10, dtype=np.float32)), 0.5).dtype == np.float32
+    rng = np.random.default_rng(0)
+    assert F.dropout(Tensor(np.ones(10, dtype=np.float32)), 0.5, rng=rng).dtype == np.float32
     with pytest.raises(InvalidArgumentError, match=r"1\.5"):
-        F.dropout(x, 1.5)
+        F.dropout(x, 1.5, rng=rng)
+
+
+def test_dropout_draws_only_from_the_given_generator():
+    """No hidden unseeded generator: training without rng is refused, and one seed gives one
+    mask."""
+    x = Tensor(np.ones((4, 5)))
+    with pytest.raises(InvalidArgumentError, match="Generator"):
+        F.dropout(x, 0.5)
+    first = F.dropout(x, 0.5, rng=np.random.default_rng(7)).data
+    np.testing.assert_array_equal(F.dropout(x, 0.5, rng=np.random.default_rng(7)).data, first)
+
+
+def test_dropout_on_an_integer_tensor_is_refused():
+    with pytest.raises(InvalidArgumentError, match=r"dropout.*floating"):
+        F.dropout(Tensor(np.arange(6)), 0.5, rng=np.random.default_rng(0))
 
 
 def test_dropout_gradient():
@@ -237,10 +252,6 @@ def test_dropout_gradient():
         lambda x: F.dropout(x, 0.4, rng=np.random.default_rng(3)).tanh(),
         [np.random.default_rng(0).standard_normal((3, 4))],
     )
-
-
-def test_aliases():
-    assert (F.relu, F.tanh, F.sigmoid) == (ops.relu, ops.tanh, ops.sigmoid)
 
 
 def test_fused_operations_are_single_named_nodes():
@@ -252,3 +263,112 @@ def test_fused_operations_are_single_named_nodes():
     logits = F.linear(y.reshape(1, -1), Tensor(np.ones((3, 8))))
     assert logits.creator.name == "linear"
     assert F.cross_entropy(logits, [0]).creator.name == "cross_entropy"
+
+
+# -- regressions found against PyTorch --------------------------------------------------------
+def test_linear_with_a_bias_of_shape_1_by_out_works_as_in_torch():
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((5, 3)), rng.standard_normal((4, 3)), rng.standard_normal((1, 4))]
+    check_op(F.linear, tF.linear, arrays, np.float64)
+
+
+def test_linear_and_conv2d_accept_plain_array_weights_as_constants():
+    rng = np.random.default_rng(1)
+    x, w = Tensor(rng.standard_normal((2, 3)), requires_grad=True), rng.standard_normal((4, 3))
+    y = F.linear(x, w, np.zeros(4))
+    np.testing.assert_allclose(y.data, x.data @ w.T)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, np.ones((2, 4)) @ w)
+    image = Tensor(rng.standard_normal((1, 2, 4, 4)))
+    expected = tF.conv2d(torch.tensor(image.data), torch.ones(3, 2, 2, 2, dtype=torch.float64))
+    np.testing.assert_allclose(F.conv2d(image, np.ones((3, 2, 2, 2))).data, expected.numpy())
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "says"),
+    [
+        ((2, 3), (3,), r"weight must be 2-D.*\(3,\)"),
+        ((2, 5), (4, 3), r"\(2, 5\) must end in in_features = 3"),
+        ((), (4, 3), r"in_features = 3"),
+    ],
+)
+def test_linear_shape_mistakes_are_named(x_shape, w_shape, says):
+    with pytest.raises(ShapeError, match=says):
+        F.linear(Tensor(np.ones(x_shape)), Tensor(np.ones(w_shape)))
+
+
+def test_linear_bias_that_does_not_fit_is_named():
+    with pytest.raises(ShapeError, match=r"bias of shape \(3,\).*\(4,\)"):
+        F.linear(Tensor(np.ones((2, 3))), Tensor(np.ones((4, 3))), Tensor(np.ones(3)))
+
+
+@pytest.mark.parametrize("bias_shape", [(3, 1, 1), (1,), (1, 3), ()])
+def test_conv2d_takes_only_one_bias_per_output_channel(bias_shape):
+    x, w = Tensor(np.ones((1, 2, 4, 4))), Tensor(np.ones((3, 2, 2, 2)))
+    with pytest.raises(ShapeError, match=r"bias must have shape \(3,\)"):
+        F.conv2d(x, w, Tensor(np.ones(bias_shape)))
+
+
+def test_empty_batches_give_empty_results_as_in_torch():
+    rng = np.random.default_rng(2)
+    cases = [
+        (lambda x, w, b: F.linear(x, w, b), tF.linear, [(0, 3), (4, 3), (4,)]),
+        (lambda x, w, b: F.conv2d(x, w, b), tF.conv2d, [(0, 2, 5, 5), (3, 2, 3, 3), (3,)]),
+    ]
+    for ours, theirs, shapes in cases:
+        check_against_torch(ours, theirs, [rng.standard_normal(s) for s in shapes])
+    for ours, theirs in POOLS.values():
+        check_against_torch(
+            lambda x, o=ours: o(x, 2), lambda x, t=theirs: t(x, 2), [np.ones((0, 2, 4, 4))]
+        )
+
+
+@pytest.mark.parametrize("op", ["linear", "conv2d"])
+def test_inputs_that_need_no_gradient_get_none_and_are_not_computed(op):
+    """A frozen weight, or input images, get no gradient; the others still match torch."""
+    rng = np.random.default_rng(3)
+    shapes = {"linear": [(5, 3), (4, 3), (4,)], "conv2d": [(2, 2, 5, 5), (3, 2, 3, 3), (3,)]}[op]
+    arrays = [rng.standard_normal(s) for s in shapes]
+    ours, theirs = getattr(F, op), getattr(tF, op)
+    for frozen in range(3):
+        ts = [Tensor(a, requires_grad=i != frozen) for i, a in enumerate(arrays)]
+        tt = [torch.tensor(a, requires_grad=i != frozen) for i, a in enumerate(arrays)]
+        out = ours(*ts)
+        assert out.creator.needs_input_grad == tuple(i != frozen for i in range(3))
+        upstream = rng.standard_normal(out.shape)
+        out.backward(upstream)
+        theirs(*tt).backward(torch.tensor(upstream))
+        for i, (t, r) in enumerate(zip(ts, tt, strict=True)):
+            if i == frozen:
+                assert t.grad is None and r.grad is None
+            else:
+                np.testing.assert_allclose(t.grad, r.grad.numpy(), rtol=1e-10, atol=1e-10)
+    images = Tensor(arrays[0])  # no gradient wanted for the images: nothing of x is needed
+    out = ours(images, Tensor(arrays[1], requires_grad=True))
+    assert out.creator.saved[1] is None  # the weight is not kept for an input gradient
+
+
+def test_max_pool_ties_go_to_the_first_maximum_as_in_torch():
+    x = np.array([[[[1.0, 1.0, 0.0], [1.0, 1.0, 2.0], [2.0, 0.0, 2.0]]]])
+    for kernel, stride in [(2, 1), (2, 2), (3, 1)]:
+        check_against_torch(
+            lambda t, k=kernel, s=stride: F.max_pool2d(t, k, s),
+            lambda t, k=kernel, s=stride: tF.max_pool2d(t, k, s),
+            [x],
+        )
+
+
+def test_batch_norm_checks_everything_before_changing_running_statistics():
+    running_mean, running_var = np.zeros(3), np.ones(3)
+    x = Tensor(np.random.default_rng(4).standard_normal((8, 3)))
+    for bad in [
+        {"weight": Tensor(np.ones(2))},
+        {"bias": Tensor(np.ones((3, 1)))},
+    ]:
+        with pytest.raises(ShapeError, match="batch_norm"):
+            F.batch_norm(x, running_mean, running_var, training=True, **bad)
+        np.testing.assert_array_equal(running_mean, np.zeros(3))
+        np.testing.assert_array_equal(running_var, np.ones(3))
+    with pytest.raises(ShapeError, match=r"running_var must have shape \(3,\)"):
+        F.batch_norm(x, running_mean, np.ones(4), training=True)
+    np.testing.assert_array_equal(running_mean, np.zeros(3))

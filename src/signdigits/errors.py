@@ -26,3 +26,7 @@ class ModelFileError(SignDigitsError):
 
 class ShapeError(SignDigitsError, ValueError):
     """Arrays of shapes that an operation cannot combine (they do not broadcast, or do not fit)."""
+
+
+class IndexingError(SignDigitsError, IndexError):
+    """An index that does not fit the tensor (out of range, or of a type that cannot index)."""

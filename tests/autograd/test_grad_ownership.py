@@ -43,3 +43,52 @@ def test_weight_used_twice_gets_the_sum_of_both_paths():
     (F.linear(x, w).sum() + (x @ w).sum()).backward()
     expected = np.ones((3, 2)).T @ x.data + x.data.T @ np.ones((3, 2))
     np.testing.assert_allclose(w.grad, expected)
+
+
+def _assert_owned(leaves, upstream):
+    """Each leaf's .grad is its own array: writing into one changes no other, nor upstream."""
+    before = upstream.copy()
+    grads = [t.grad for t in leaves]
+    for i, g in enumerate(grads):
+        assert g.flags.writeable
+        for j, other in enumerate(grads):
+            if i != j:
+                assert not np.shares_memory(g, other)
+        assert not np.shares_memory(g, upstream)
+    for g in grads:
+        g += 1000.0
+    np.testing.assert_array_equal(upstream, before)
+
+
+def test_matmul_gradients_are_owned_and_accumulate():
+    rng = np.random.default_rng(2)
+    a = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = Tensor(rng.standard_normal((4, 2)), requires_grad=True)
+    upstream = rng.standard_normal((3, 2))
+    (a @ b).backward(upstream)
+    expected_a, expected_b = upstream @ b.data.T, a.data.T @ upstream
+    np.testing.assert_allclose(a.grad, expected_a)
+    _assert_owned([a, b], upstream)
+    a.grad, b.grad = None, None
+    (a @ b).backward(upstream)
+    (a @ b).backward(upstream)
+    np.testing.assert_allclose(a.grad, 2 * expected_a)
+    np.testing.assert_allclose(b.grad, 2 * expected_b)
+
+
+def test_conv2d_gradients_are_owned_and_accumulate():
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.standard_normal((2, 2, 5, 5)), requires_grad=True)
+    w = Tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    b = Tensor(rng.standard_normal(3), requires_grad=True)
+    y = F.conv2d(x, w, b, padding=1)
+    upstream = rng.standard_normal(y.shape)
+    y.backward(upstream)
+    first = [t.grad.copy() for t in (x, w, b)]
+    _assert_owned([x, w, b], upstream)
+    for t in (x, w, b):
+        t.grad = None
+    for _ in range(2):
+        F.conv2d(x, w, b, padding=1).backward(upstream)
+    for t, g in zip((x, w, b), first, strict=True):
+        np.testing.assert_allclose(t.grad, 2 * g)

@@ -58,3 +58,26 @@ def test_checks_in_float64_and_skips_constants():
 def test_needs_something_to_check():
     with pytest.raises(InvalidArgumentError):
         gradcheck(lambda x: x * 2, [Tensor([1.0])])
+
+
+class NanAtOne(Function):
+    """y = 3x, with a derivative that is NaN at index 1 only."""
+
+    __slots__ = ()
+    name = "nan_at_one"
+
+    def forward(self, x):
+        return 3 * x
+
+    def backward(self, g):
+        derivative = np.full(g.shape, 3.0)
+        derivative[1] = np.nan
+        return (g * derivative,)
+
+
+def test_a_nan_gradient_is_reported_with_its_input_and_index():
+    result = gradcheck(lambda c, x: c * apply(NanAtOne(), x), [np.ones(3), np.arange(3.0)])
+    assert not result
+    assert (result.input_index, result.index) == (1, (1,))
+    assert result.max_error == np.inf
+    assert "analytical gradient is NaN at input 1, index (1,)" in str(result)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from signdigits import autograd as ag
+from signdigits.errors import IndexingError, InvalidArgumentError, ShapeError
 
 from .helpers import (
     BROADCAST_PAIRS,
@@ -18,6 +19,7 @@ from .helpers import (
     SEEDS,
     SETTINGS,
     SHAPES,
+    check_against_torch,
     check_op,
     random_arrays,
 )
@@ -275,18 +277,134 @@ def test_pad_accepts_numpy_style_widths():
     assert ag.pad(x, (1, 2)).shape == (5, 6)
 
 
-def test_module_level_functions_match_methods():
-    x = ag.Tensor(np.linspace(0.5, 2.0, 6).reshape(2, 3))
-    pairs = [
-        (ag.exp(x), x.exp()),
-        (ag.log(x), x.log()),
-        (ag.sqrt(x), x.sqrt()),
-        (ag.tanh(x), x.tanh()),
-        (ag.sigmoid(x), x.sigmoid()),
-        (ag.relu(x), x.relu()),
-        (ag.reshape(x, (3, 2)), x.reshape(3, 2)),
-        (ag.transpose(x), x.T),
-        (ag.matmul(x, x.T), x @ x.T),
-    ]
-    for functional, method in pairs:
-        np.testing.assert_array_equal(functional.data, method.data)
+# -- regressions found against PyTorch --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("shape", "perm"),
+    [((2, 3), (-1, 0)), ((2, 3, 4), (0, -1, -2)), ((2, 3, 4), (-3, 2, -2)), ((5,), (-1,))],
+)
+def test_transpose_with_negative_axes(shape, perm):
+    torch_perm = tuple(p % len(shape) for p in perm)
+    check_op(
+        lambda x: x.transpose(perm),
+        lambda x: x.permute(torch_perm),
+        random_arrays(0, [shape]),
+        np.float64,
+    )
+
+
+def test_transpose_that_is_not_a_permutation_is_named():
+    x = ag.Tensor(np.ones((2, 3, 4)))
+    for perm in [(0, 0, 1), (0, 1), (0, 1, 3)]:
+        with pytest.raises(ShapeError, match="transpose"):
+            x.transpose(perm)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        (slice(None), (2, 2)),
+        ((0, 0),),
+        ((0, 2, 0), (1, 1, 1)),
+        [[0, 0], [2, 2]],
+        (np.int64(1), [3, 3, 0]),
+        [],
+    ],
+    ids=["tuple_in_tuple", "nested_tuple", "two_tuples", "nested_lists", "npint_list", "empty"],
+)
+def test_every_integer_array_form_accumulates_repeated_indices(index):
+    def torch_index(i):
+        if isinstance(i, tuple):
+            return tuple(torch.tensor(p) if isinstance(p, tuple | list) else p for p in i)
+        return torch.tensor(i, dtype=torch.long)
+
+    check_op(
+        lambda x: x[index], lambda x: x[torch_index(index)], random_arrays(1, [(3, 4)]), np.float64
+    )
+
+
+def test_indexing_with_a_tensor_of_integers_or_a_boolean_tensor():
+    (x,) = random_arrays(2, [(4, 3)])
+    rows = ag.Tensor(np.array([3, 1, 3]))
+    check_op(lambda t: t[rows], lambda t: t[torch.tensor([3, 1, 3])], [x], np.float64)
+    mask = ag.Tensor(x > 0)
+    check_op(lambda t: t[mask], lambda t: t[torch.tensor(x > 0)], [x], np.float64)
+
+
+def test_index_out_of_range_is_a_library_index_error():
+    with pytest.raises(IndexingError, match=r"getitem.*\(3,\)") as info:
+        ag.Tensor(np.ones(3))[5]
+    assert isinstance(info.value, IndexError)
+
+
+def test_power_zero_has_zero_gradient_at_zero():
+    check_against_torch(lambda x: x**0, lambda x: x**0, [np.array([0.0, 1.0, -2.0])])
+
+
+def test_power_of_an_integer_tensor():
+    with pytest.raises(InvalidArgumentError, match=r"integer tensor.*negative power"):
+        ag.Tensor(np.arange(3)) ** -1
+    np.testing.assert_array_equal((ag.Tensor(np.arange(3)) ** 2).data, [0, 1, 4])
+    with pytest.raises(InvalidArgumentError, match="exponent"):
+        ag.Tensor(np.ones(2)) ** "2"
+
+
+def test_array_to_the_power_of_a_tensor():
+    base = np.array([0.5, 2.0, 3.0])
+    check_op(
+        lambda x: base**x,
+        lambda x: torch.tensor(base) ** x,
+        [np.array([1.0, -1.0, 0.5])],
+        np.float64,
+    )
+    with pytest.raises(InvalidArgumentError, match="positive base"):
+        np.array([-1.0, 2.0]) ** ag.Tensor(np.ones(2))
+
+
+@pytest.mark.parametrize("name", TORCH_REDUCTIONS)
+@pytest.mark.parametrize("axis", [0, -1, (0,), (-1,)])
+def test_reductions_of_a_0d_tensor_over_axis_0_or_minus_1(name, axis):
+    torch_dim = axis if isinstance(axis, int) else axis[0]
+    for keepdims in (False, True):
+        check_op(
+            lambda x, k=keepdims: getattr(x, name)(axis=axis, keepdims=k),
+            lambda x, k=keepdims: TORCH_REDUCTIONS[name](x, dim=torch_dim, keepdim=k),
+            [np.array(1.5)],
+            np.float64,
+        )
+
+
+@pytest.mark.parametrize("name", TORCH_REDUCTIONS)
+def test_reductions_take_torch_names_dim_and_keepdim(name):
+    (x,) = random_arrays(3, [(2, 3, 4)])
+    for dim, keepdim in [(0, False), (-1, True), ((0, -1), False), ((-2, 0), True)]:
+        check_op(
+            lambda t, d=dim, k=keepdim: getattr(t, name)(dim=d, keepdim=k),
+            lambda t, d=dim, k=keepdim: TORCH_REDUCTIONS[name](t, dim=d, keepdim=k),
+            [x],
+            np.float64,
+        )
+    t = ag.Tensor(x)
+    with pytest.raises(InvalidArgumentError, match="axis or dim"):
+        t.sum(axis=0, dim=0)
+    with pytest.raises(ShapeError, match="axis 3 is out of range"):
+        t.sum(dim=3)
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (lambda x: x.relu(), torch.relu),
+        (abs, torch.abs),
+        (lambda x: x.clip(-1.0, 1.0), lambda x: x.clamp(-1.0, 1.0)),
+        (lambda x: ag.leaky_relu(x, 0.2), lambda x: torch.nn.functional.leaky_relu(x, 0.2)),
+        (lambda x: x.min(), torch.amin),
+        (lambda x: x.max(axis=0), lambda x: torch.amax(x, dim=0)),
+        (lambda x: x.min(axis=-1, keepdims=True), lambda x: torch.amin(x, dim=-1, keepdim=True)),
+    ],
+    ids=["relu", "abs", "clip", "leaky_relu", "min", "max_axis", "min_axis"],
+)
+def test_gradients_at_kinks_and_ties_match_torch(ours, theirs):
+    """At x = 0 for ReLU and Abs, at the bounds of Clip, and where min/max tie, the gradient
+    is the one PyTorch chose (a subgradient), not NaN or a finite-difference average."""
+    kinks = np.array([[0.0, -1.0, 1.0, 0.0], [1.0, 0.0, -1.0, 1.0], [1.0, -1.0, 0.0, -1.0]])
+    check_against_torch(ours, theirs, [kinks])

@@ -10,6 +10,7 @@ computed in float64, is compared with the gradient backward gives for the same `
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,8 +25,9 @@ class GradcheckResult:
     """The outcome of :func:`gradcheck`; true when every gradient is within tolerance.
 
     ``max_error`` is the worst ``|analytical − numerical| / max(1, |numerical|)`` (relative
-    where gradients are large, absolute where they are small); ``input_index`` and ``index``
-    say where it is, ``analytical`` and ``numerical`` are the two values there.
+    where gradients are large, absolute where they are small; infinite where either is NaN, so
+    that a NaN is always the worst); ``input_index`` and ``index`` say where it is,
+    ``analytical`` and ``numerical`` are the two values there.
     """
 
     ok: bool
@@ -40,6 +42,13 @@ class GradcheckResult:
 
     def __str__(self) -> str:
         verdict = "passed" if self.ok else "FAILED"
+        if math.isnan(self.analytical) or math.isnan(self.numerical):
+            which = "analytical" if math.isnan(self.analytical) else "numerical"
+            return (
+                f"gradcheck {verdict}: the {which} gradient is NaN at input {self.input_index}, "
+                f"index {self.index} (analytical {self.analytical:.10g}, numerical "
+                f"{self.numerical:.10g})"
+            )
         return (
             f"gradcheck {verdict}: worst error {self.max_error:.3g} at input "
             f"{self.input_index}, index {self.index} (analytical {self.analytical:.10g}, "
@@ -102,6 +111,7 @@ def gradcheck(
         ok = ok and bool(np.all(difference <= atol + rtol * np.abs(numerical)))
         if difference.size:
             error = difference / np.maximum(1.0, np.abs(numerical))
+            error = np.where(np.isnan(error), np.inf, error)  # a NaN is the worst error there is
             at = np.unravel_index(np.argmax(error), error.shape)
             if error[at] > worst[0]:
                 worst = (

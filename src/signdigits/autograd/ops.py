@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from signdigits.autograd.tensor import ArrayLike, Function, Tensor, apply, lift
-from signdigits.errors import InvalidArgumentError
+from signdigits.errors import InvalidArgumentError, ShapeError
 
 Axis = int | tuple[int, ...] | None
 
@@ -100,10 +100,11 @@ class MatMul(Function):
         if a_vector:
             g, a = np.expand_dims(g, -2), a[None, :]
         ga = gb = None
-        if self.inputs[0].requires_grad:
+        needs_a, needs_b = self.needs_input_grad
+        if needs_a:
             ga = np.matmul(g, np.swapaxes(b, -1, -2))
             ga = ga[..., 0, :] if a_vector else ga
-        if self.inputs[1].requires_grad:
+        if needs_b:
             gb = np.matmul(np.swapaxes(a, -1, -2), g)
             gb = gb[..., 0] if b_vector else gb
         return ga, gb
@@ -140,7 +141,8 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """y = xᵖ for a constant exponent p;  ∂y/∂x = p·xᵖ⁻¹."""
+    """y = xᵖ for a constant exponent p;  ∂y/∂x = p·xᵖ⁻¹ (and 0 for p = 0, where 0·0⁻¹ would
+    be NaN at x = 0: x⁰ = 1 is constant)."""
 
     __slots__ = ("exponent",)
     name = "pow"
@@ -150,15 +152,31 @@ class Pow(Function):
             raise InvalidArgumentError(
                 "the exponent of ** must be a number; for a tensor exponent use exp(b * log(a))"
             )
-        self.exponent = exponent.item() if isinstance(exponent, np.generic) else exponent
+        if isinstance(exponent, np.ndarray) and exponent.ndim == 0:
+            exponent = exponent.item()
+        if isinstance(exponent, np.generic):
+            exponent = exponent.item()
+        if not isinstance(exponent, int | float) or isinstance(exponent, bool):
+            raise InvalidArgumentError(
+                f"the exponent of ** must be an int or a float, got {type(exponent).__name__}"
+            )
+        self.exponent = exponent
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        p = self.exponent
+        if x.dtype.kind in "biu" and p < 0:
+            raise InvalidArgumentError(
+                f"pow: an integer tensor to the negative power {p} is not defined; make the "
+                "tensor floating first (dtype=np.float32)"
+            )
         self.saved = (x,)
-        return x**self.exponent
+        return x**p
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray]:
         (x,) = self.saved
         p = self.exponent
+        if p == 0:
+            return (np.zeros_like(g),)
         return (g * (p * x ** (p - 1)),)
 
 
@@ -316,18 +334,52 @@ class Clip(Function):
 
 
 # -- reductions -------------------------------------------------------------------------------
-def _axis(axis: Axis | list[int]) -> Axis:
-    return tuple(axis) if isinstance(axis, list) else axis
+def normalise_axes(axis: Axis | list[int], ndim: int, op: str) -> tuple[int, ...] | None:
+    """``axis`` (an int, a sequence, or None for all) as a tuple of non-negative axes of a
+    tensor with ``ndim`` dimensions. As in PyTorch, a 0-d tensor accepts axis 0 and -1, which
+    reduce nothing (None is returned: the whole tensor)."""
+    if axis is None:
+        return None
+    if type(axis) is int and 0 <= axis < ndim:  # the common case, without the loop below
+        return (axis,)
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    bound = max(ndim, 1)
+    normal = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, int | np.integer) or not -bound <= a < bound:
+            raise ShapeError(f"{op}: axis {a!r} is out of range for a tensor of {ndim} dimensions")
+        normal.append(int(a) % bound)
+    if len(set(normal)) != len(normal):
+        raise ShapeError(f"{op}: axis {axis!r} repeats an axis")
+    return None if ndim == 0 else tuple(normal)
 
 
 class _Reduction(Function):
-    """Base of reductions over ``axis`` (int, tuple or None for all) with ``keepdims``."""
+    """Base of reductions over ``axis`` (int, tuple or None for all) with ``keepdims``; PyTorch's
+    names ``dim`` and ``keepdim`` are accepted too."""
 
     __slots__ = ("axis", "keepdims", "shape")
 
-    def __init__(self, axis: Axis, keepdims: bool) -> None:
-        self.axis = _axis(axis)
-        self.keepdims = keepdims
+    def __init__(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> None:
+        if dim is not None:
+            if axis is not None:
+                raise InvalidArgumentError(f"{self.name}: give axis or dim, not both")
+            axis = dim
+        self.axis = axis
+        self.keepdims = bool(keepdims if keepdim is None else keepdim)
+
+    def _reduce_axes(self, x: np.ndarray) -> tuple[int, ...] | None:
+        """Normalise ``axis`` for ``x`` and remember ``x``'s shape; the reduced axes."""
+        self.axis = normalise_axes(self.axis, x.ndim, self.name)
+        self.shape = x.shape
+        return self.axis
 
     def _with_kept_axes(self, g: np.ndarray) -> np.ndarray:
         """``g`` with the reduced axes back as size-1 axes, ready to broadcast to the input."""
@@ -343,27 +395,37 @@ class Sum(_Reduction):
     name = "sum"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.shape = x.shape
-        return x.sum(axis=self.axis, keepdims=self.keepdims)
+        return x.sum(axis=self._reduce_axes(x), keepdims=self.keepdims)
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray]:
         return (np.broadcast_to(self._with_kept_axes(g), self.shape),)
 
 
 class Mean(_Reduction):
-    """y = (1/n) Σ x over the axes (n values each);  ∂y/∂xᵢ = 1/n."""
+    """y = (1/n) Σ x over the axes (n values each);  ∂y/∂xᵢ = 1/n.
+
+    Over n = 0 values the mean is NaN, as in NumPy and PyTorch (and the input, being empty,
+    gets an empty gradient).
+    """
 
     __slots__ = ()
     name = "mean"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.shape = x.shape
-        y = x.mean(axis=self.axis, keepdims=self.keepdims)
-        self.saved = (x.size // max(np.size(y), 1),)
-        return y
+        axis = self._reduce_axes(x)
+        count = x.size if axis is None else math.prod(x.shape[a] for a in axis)
+        self.saved = (count,)
+        total = x.sum(axis=axis, keepdims=self.keepdims)
+        if count == 0:
+            with np.errstate(invalid="ignore"):
+                return np.true_divide(total, count)
+        return np.true_divide(total, count)
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray]:
-        return (np.broadcast_to(self._with_kept_axes(g) / self.saved[0], self.shape),)
+        (count,) = self.saved
+        if count == 0:
+            return (np.zeros(self.shape, dtype=g.dtype),)
+        return (np.broadcast_to(self._with_kept_axes(g) / count, self.shape),)
 
 
 class Max(_Reduction):
@@ -374,9 +436,10 @@ class Max(_Reduction):
     _reduce = staticmethod(np.max)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = self._reduce(x, axis=self.axis, keepdims=True)
+        axis = self._reduce_axes(x)
+        y = self._reduce(x, axis=axis, keepdims=True)
         self.saved = (x, y)
-        return y if self.keepdims else np.squeeze(y, axis=self.axis)
+        return y if self.keepdims else np.squeeze(y, axis=axis)
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray]:
         x, y = self.saved
@@ -412,7 +475,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
-    """y = x with its axes permuted by ``axes`` (None: reversed);  ∂L/∂x = g permuted back."""
+    """y = x with its axes permuted by ``axes`` (None: reversed);  ∂L/∂x = g permuted back by
+    the inverse permutation."""
 
     __slots__ = ("axes",)
     name = "transpose"
@@ -421,6 +485,14 @@ class Transpose(Function):
         self.axes = axes
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.axes is not None and x.ndim > 0:
+            axes = normalise_axes(self.axes, x.ndim, self.name)
+            if axes is None or sorted(axes) != list(range(x.ndim)):
+                raise ShapeError(
+                    f"transpose: axes {self.axes} are not a permutation of the {x.ndim} axes "
+                    f"of shape {x.shape}"
+                )
+            self.axes = axes
         return np.transpose(x, self.axes)
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray]:
@@ -428,32 +500,42 @@ class Transpose(Function):
         return (np.transpose(g, inverse),)
 
 
-def _plain_index(index: Any) -> Any:
-    """A NumPy index from one that may hold Tensors."""
-    if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index
+_BASIC_INDEX = (int, np.integer, slice, type(None), type(Ellipsis))
 
 
-def _has_integer_array(index: Any) -> bool:
+def normalise_index(index: Any) -> tuple[Any, ...]:
+    """An index as a tuple of NumPy index parts: basic parts (ints, slices, None, ...) as they
+    are, every other part (a list, a tuple used as a list, a Tensor, a mask) as an ndarray.
+
+    After this, one test finds every integer-array part, whatever form the user wrote it in
+    (``x[[0, 0]]``, ``x[:, (2, 2)]``, ``x[((0, 0),)]``, ``x[np.array(...)]``, ``x[t]``).
+    """
     parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, np.ndarray | list) and np.asarray(p).dtype.kind in "iu" for p in parts)
+    normal = []
+    for part in parts:
+        if isinstance(part, Tensor):
+            part = part.data
+        if isinstance(part, bool) or not isinstance(part, _BASIC_INDEX):
+            part = np.asarray(part)
+            if part.size == 0 and part.dtype.kind == "f":  # x[[]]: an empty integer list
+                part = part.astype(np.intp)
+        normal.append(part)
+    return tuple(normal)
 
 
 class GetItem(Function):
-    """y = x[index] (slices, integers, integer arrays, boolean masks).
+    """y = x[index] (ints, slices, None, ..., integer arrays in any form, boolean masks).
 
-    ∂L/∂x is zero except at the selected places, where the g of every selection is added
-    (``np.add.at``, so that an index repeated k times receives k contributions).
+    ∂L/∂x is zero except at the selected places, where the g of every selection is added:
+    with an integer array an element can be selected several times, so the contributions
+    are accumulated (``np.add.at``), never overwritten.
     """
 
     __slots__ = ("index", "shape")
     name = "getitem"
 
     def __init__(self, index: Any) -> None:
-        self.index = _plain_index(index)
+        self.index = normalise_index(index)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.shape = x.shape
@@ -461,7 +543,7 @@ class GetItem(Function):
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray]:
         gx = np.zeros(self.shape, dtype=g.dtype)
-        if _has_integer_array(self.index):
+        if any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in self.index):
             np.add.at(gx, self.index, g)
         else:  # each place is selected at most once
             gx[self.index] = g
@@ -534,51 +616,55 @@ def matmul(a: Tensor | ArrayLike, b: Tensor | ArrayLike) -> Tensor:
     return as_tensor(a) @ b
 
 
-def exp(x: Tensor) -> Tensor:
+def exp(x: Tensor | ArrayLike) -> Tensor:
     """eˣ elementwise."""
-    return apply(Exp(), as_tensor(x))
+    return as_tensor(x).exp()
 
 
-def log(x: Tensor) -> Tensor:
+def log(x: Tensor | ArrayLike) -> Tensor:
     """Natural logarithm elementwise."""
-    return apply(Log(), as_tensor(x))
+    return as_tensor(x).log()
 
 
-def sqrt(x: Tensor) -> Tensor:
+def sqrt(x: Tensor | ArrayLike) -> Tensor:
     """Square root elementwise."""
-    return apply(Sqrt(), as_tensor(x))
+    return as_tensor(x).sqrt()
 
 
-def tanh(x: Tensor) -> Tensor:
+def tanh(x: Tensor | ArrayLike) -> Tensor:
     """Hyperbolic tangent elementwise."""
-    return apply(Tanh(), as_tensor(x))
+    return as_tensor(x).tanh()
 
 
-def sigmoid(x: Tensor) -> Tensor:
+def sigmoid(x: Tensor | ArrayLike) -> Tensor:
     """Logistic sigmoid σ(x) = 1 / (1 + e⁻ˣ) elementwise (stable for large |x|)."""
-    return apply(Sigmoid(), as_tensor(x))
+    return as_tensor(x).sigmoid()
 
 
-def relu(x: Tensor) -> Tensor:
+def relu(x: Tensor | ArrayLike) -> Tensor:
     """max(x, 0) elementwise."""
-    return apply(ReLU(), as_tensor(x))
+    return as_tensor(x).relu()
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+def leaky_relu(x: Tensor | ArrayLike, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, ``negative_slope``·x otherwise."""
     return apply(LeakyReLU(negative_slope), as_tensor(x))
 
 
-def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
+def clip(x: Tensor | ArrayLike, min: float | None = None, max: float | None = None) -> Tensor:
     """x limited to [min, max] (either bound may be None)."""
-    return apply(Clip(min, max), as_tensor(x))
+    return as_tensor(x).clip(min, max)
 
 
-def rpow(base: float, x: Tensor) -> Tensor:
-    """baseˣ = e^{x·ln base} for a positive number ``base``."""
-    if not base > 0:
-        raise InvalidArgumentError(f"base ** tensor needs a positive base, got {base!r}")
-    return (x * math.log(base)).exp()
+def rpow(base: float | ArrayLike, x: Tensor) -> Tensor:
+    """baseˣ = e^{x·ln base} for a positive base (a number, or an array that broadcasts)."""
+    base_array = np.asarray(base)
+    if base_array.dtype.kind not in "biuf" or not np.all(base_array > 0):
+        raise InvalidArgumentError(
+            "base ** tensor needs a positive base (a number or an array of positive numbers), "
+            f"got {base!r}"
+        )
+    return (x * lift(np.log(base_array.astype(np.float64)), x)).exp()
 
 
 def reshape(x: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -586,9 +672,9 @@ def reshape(x: Tensor, shape: tuple[int, ...]) -> Tensor:
     return as_tensor(x).reshape(shape)
 
 
-def transpose(x: Tensor, axes: tuple[int, ...] | None = None) -> Tensor:
-    """``x`` with its axes permuted as ``numpy.transpose``."""
-    return apply(Transpose(None if axes is None else tuple(axes)), as_tensor(x))
+def transpose(x: Tensor | ArrayLike, axes: tuple[int, ...] | None = None) -> Tensor:
+    """``x`` with its axes permuted as ``numpy.transpose`` (None: reversed)."""
+    return as_tensor(x).transpose() if axes is None else as_tensor(x).transpose(tuple(axes))
 
 
 def concatenate(tensors: Sequence[Tensor | ArrayLike], axis: int = 0) -> Tensor:

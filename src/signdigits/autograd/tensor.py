@@ -29,43 +29,97 @@ error. Draw before backward, or pass ``retain_graph=True``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from signdigits.errors import InvalidArgumentError, ShapeError, SignDigitsError
+from signdigits.errors import IndexingError, InvalidArgumentError, ShapeError, SignDigitsError
 
 ArrayLike = Any  # what np.asarray accepts: an ndarray, a number, a (nested) list
+Axis = int | tuple[int, ...] | None
 
 
 class _GradMode(threading.local):
-    """Whether operations record the graph; one flag per thread, True by default."""
+    """Whether operations record the graph, per thread (True by default), and the states
+    that the :class:`no_grad` blocks now open in this thread will restore."""
 
-    enabled: bool = True
+    def __init__(self) -> None:
+        self.enabled = True
+        self.restore: list[bool] = []
 
 
 _mode = _GradMode()
 
 
-@contextmanager
-def no_grad() -> Iterator[None]:
-    """Within this context operations record no graph: results have ``requires_grad=False``
-    and ``creator=None`` (for evaluation and for parameter updates). Also usable as a decorator.
+class no_grad:
+    """Within this block operations record no graph: results have ``requires_grad=False``
+    and ``creator=None`` (for evaluation and for parameter updates).
+
+    As in PyTorch it is a context manager (``with no_grad():``) and a decorator (``@no_grad()``
+    or ``@no_grad``), also of generator functions, whose body then runs without gradients at
+    every resumption while the caller's code between them keeps its own mode. One object can
+    be entered again, nested, and from several threads: the state to restore is kept per
+    thread, not on the object.
     """
-    previous = _mode.enabled
-    _mode.enabled = False
-    try:
-        yield
-    finally:
-        _mode.enabled = previous
+
+    def __new__(cls, function: Callable[..., Any] | None = None) -> Any:
+        instance = super().__new__(cls)
+        return instance if function is None else instance(function)
+
+    def __enter__(self) -> None:
+        _mode.restore.append(_mode.enabled)
+        _mode.enabled = False
+
+    def __exit__(self, *exc_info: object) -> None:
+        _mode.enabled = _mode.restore.pop()
+
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(function):
+            return self._wrap_generator(function)
+
+        @functools.wraps(function)
+        def without_grad(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return function(*args, **kwargs)
+
+        return without_grad
+
+    def _wrap_generator(self, function: Callable[..., Generator]) -> Callable[..., Generator]:
+        """Run each step of the generator (start, send, throw, close) inside this block."""
+
+        @functools.wraps(function)
+        def without_grad(*args: Any, **kwargs: Any) -> Generator:
+            with self:
+                inner = function(*args, **kwargs)
+            try:
+                with self:
+                    value = next(inner)
+                while True:
+                    try:
+                        sent = yield value
+                    except GeneratorExit:
+                        with self:
+                            inner.close()
+                        raise
+                    except BaseException as error:
+                        with self:
+                            value = inner.throw(error)
+                    else:
+                        with self:
+                            value = inner.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+        return without_grad
 
 
 def is_grad_enabled() -> bool:
-    """True unless called inside :func:`no_grad` (in this thread)."""
+    """True unless called inside :class:`no_grad` (in this thread)."""
     return _mode.enabled
 
 
@@ -75,19 +129,25 @@ class Function:
     ``forward(*arrays)`` computes the result and keeps in ``self.saved`` whatever
     ``backward`` needs. ``backward(g)`` receives ``g = ∂L/∂output`` and returns one gradient
     ``∂L/∂input_i`` per input (or ``None`` for an input that needs none). A gradient may have
-    the broadcast shape of the output: the engine sums it back to the input's shape and casts
-    it to the input's dtype. ``backward`` must not modify ``g`` in place.
+    the broadcast shape of the output: the engine sums it back to the input's shape (only
+    over axes that broadcasting added or stretched from size 1; any other shape is an error)
+    and casts it to the input's dtype. ``backward`` must not modify ``g`` in place.
+
+    ``needs_input_grad[i]`` (set before ``forward`` runs, as in PyTorch) says whether input
+    ``i`` needs a gradient: an operation skips the work, and the saved arrays, of gradients
+    nobody wants (a frozen weight, the input images).
 
     A Function whose ``backward`` always returns new arrays, never ``g`` itself, a view
     of it or one array twice, sets ``fresh_grads = True``: a leaf can then keep such a
     gradient as its ``.grad`` without the copy that an alias would need.
     """
 
-    __slots__ = ("inputs", "saved")
+    __slots__ = ("inputs", "needs_input_grad", "saved")
     name: ClassVar[str] = "function"
     fresh_grads: ClassVar[bool] = False
 
     inputs: tuple[Tensor, ...]
+    needs_input_grad: tuple[bool, ...]
     saved: tuple[Any, ...] | None
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
@@ -106,22 +166,27 @@ class Function:
 
 
 def apply(fn: Function, *inputs: Tensor) -> Tensor:
-    """Run ``fn`` on the inputs' arrays and, when gradients are wanted, record the node."""
+    """Run ``fn`` on the inputs' arrays and, when gradients are wanted, record the node.
+
+    NumPy's ValueError and IndexError (shapes that do not fit, an index out of range) become
+    the library's errors, naming the operation and the shapes.
+    """
+    needs = tuple(t.requires_grad for t in inputs) if _mode.enabled else (False,) * len(inputs)
+    fn.needs_input_grad = needs
     fn.saved = ()
     try:
         data = fn.forward(*[t.data for t in inputs])
-    except ValueError as exc:
+    except (ValueError, IndexError) as exc:
         if isinstance(exc, SignDigitsError):
             raise
         shapes = " and ".join(str(t.data.shape) for t in inputs)
-        raise ShapeError(f"{fn.name}: cannot apply to shapes {shapes}: {exc}") from None
+        error = IndexingError if isinstance(exc, IndexError) else ShapeError
+        raise error(f"{fn.name}: cannot apply to shapes {shapes}: {exc}") from None
     if type(data) is not np.ndarray:  # NumPy returns scalars for 0-d results
         data = np.asarray(data)
-    if _mode.enabled:
-        for t in inputs:
-            if t.requires_grad:
-                fn.inputs = inputs
-                return _new(data, True, fn)
+    if True in needs:
+        fn.inputs = inputs
+        return _new(data, True, fn)
     return _new(data, False, None)
 
 
@@ -150,16 +215,29 @@ def lift(value: Tensor | ArrayLike, like: Tensor) -> Tensor:
     return _new(array, False, None)
 
 
-def _sum_to_shape(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Reduce a broadcast gradient back to ``shape``: sum over the leading axes broadcasting
-    added and over the axes where ``shape`` has size 1."""
+def sum_to_shape(g: np.ndarray, shape: tuple[int, ...], op: str) -> np.ndarray:
+    """Reduce a broadcast gradient back to an input's ``shape``, undoing broadcasting only.
+
+    Broadcasting can add leading axes and stretch axes of size 1; their gradient is the sum
+    over them. Any other difference of shape means an operation returned a wrong gradient:
+    that is an error, never a reshape (which would move values to the wrong places).
+    """
+    if g.shape == shape:
+        return g
     extra = g.ndim - len(shape)
-    axes = tuple(range(extra)) + tuple(
-        extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1
-    )
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
+    if extra < 0 or any(n != m and n != 1 for n, m in zip(shape, g.shape[extra:], strict=True)):
+        raise ShapeError(
+            f"{op}: backward gave a gradient of shape {g.shape} for an input of shape "
+            f"{shape}; it must have that shape or one that the input broadcasts to"
+        )
+    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1)
+    g = g.sum(axis=tuple(range(extra)) + stretched, keepdims=True)
+    return g.reshape(shape)  # drops the leading size-1 axes that keepdims left
+
+
+# Backward from several threads may reach one leaf at once (parameters shared by threads):
+# reading ``.grad``, then creating or adding to it, must be one step.
+_grad_lock = threading.Lock()
 
 
 def topological_order(root: Tensor, needs_grad_only: bool = False) -> list[Tensor]:
@@ -281,6 +359,27 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
+    def __iter__(self) -> Iterator[Tensor]:
+        """The sub-tensors along the first axis, ``t[0], t[1], …`` (in the graph, as PyTorch)."""
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor (``if loss > 5:``); more elements are ambiguous."""
+        if self.data.size != 1:
+            raise InvalidArgumentError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous: "
+                "reduce it first, with .any() or .all()"
+            )
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
     def __repr__(self) -> str:
         body = np.array2string(self.data, prefix="Tensor(", separator=", ")
         extra = f", dtype={self.data.dtype}"
@@ -293,7 +392,17 @@ class Tensor:
         return f"Tensor({body}{extra})"
 
     def __array__(self, dtype: DTypeLike = None, copy: bool | None = None) -> np.ndarray:
-        return self.data if dtype is None else self.data.astype(dtype)
+        """The data for NumPy, with NumPy 2's ``copy`` contract: ``np.array(t)`` copies (a
+        snapshot that later updates of ``t`` do not change), ``np.asarray(t)`` shares when it
+        can, and ``copy=False`` shares or raises."""
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        if copy is False and dtype is not None and np.dtype(dtype) != self.data.dtype:
+            raise ValueError(
+                f"cannot give the tensor's {self.data.dtype} data as {np.dtype(dtype)} without "
+                "a copy (copy=False)"
+            )
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
     def item(self) -> float | int | bool:
         """The value of a one-element tensor as a Python number."""
@@ -356,24 +465,30 @@ class Tensor:
                 continue
             fn = t.creator
             if fn is None:  # a leaf: accumulate into .grad, an array the leaf owns
-                if t.grad is None:
-                    own = key not in aliased and g.dtype == t.data.dtype
-                    t.grad = g if own else np.array(g, dtype=t.data.dtype)
-                else:
-                    t.grad += g
+                own = key not in aliased and g.dtype == t.data.dtype
+                with _grad_lock:
+                    if t.grad is None:
+                        t.grad = g if own else np.array(g, dtype=t.data.dtype)
+                    else:
+                        t.grad += g
                 continue
             if t.retains_grad:
                 t.grad = np.array(g, dtype=t.data.dtype) if t.grad is None else t.grad + g
             input_grads = fn.backward(g)
             if not retain_graph:
                 fn.saved = None
+            if len(input_grads) != len(fn.inputs):
+                raise InvalidArgumentError(
+                    f"{fn.name}: backward returned {len(input_grads)} gradients for "
+                    f"{len(fn.inputs)} inputs; it must return one per input (None for none)"
+                )
             for x, gx in zip(fn.inputs, input_grads, strict=True):
                 if gx is None or not x.requires_grad:
                     continue
                 fresh = fn.fresh_grads
                 target = x.data
                 if gx.shape != target.shape:
-                    gx, fresh = _sum_to_shape(gx, target.shape), False
+                    gx, fresh = sum_to_shape(gx, target.shape, fn.name), False
                 if gx.dtype != target.dtype:
                     gx, fresh = gx.astype(target.dtype), True
                 key = id(x)
@@ -472,19 +587,30 @@ class Tensor:
     clamp = clip
 
     # -- reductions --------------------------------------------------------------------------
-    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return apply(_ops.Sum(axis, keepdims), self)
+    # Each takes NumPy's ``axis``/``keepdims`` or PyTorch's ``dim``/``keepdim``.
+    def sum(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
+        return apply(_ops.Sum(axis, keepdims, **torch_names), self)
 
-    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return apply(_ops.Mean(axis, keepdims), self)
+    def mean(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
+        """Mean over ``axis`` (an int, a tuple, or None for all axes)."""
+        return apply(_ops.Mean(axis, keepdims, **torch_names), self)
 
-    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    def max(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
         """Largest values over ``axis`` (values only, like ``torch.amax``)."""
-        return apply(_ops.Max(axis, keepdims), self)
+        return apply(_ops.Max(axis, keepdims, **torch_names), self)
 
-    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    def min(self, axis: Axis = None, keepdims: bool = False, **torch_names: Any) -> Tensor:
         """Smallest values over ``axis`` (values only, like ``torch.amin``)."""
-        return apply(_ops.Min(axis, keepdims), self)
+        return apply(_ops.Min(axis, keepdims, **torch_names), self)
+
+    def any(self) -> Tensor:
+        """Whether any value is non-zero, as a 0-d boolean tensor outside the graph."""
+        return _new(np.asarray(self.data.any()), False, None)
+
+    def all(self) -> Tensor:
+        """Whether every value is non-zero, as a 0-d boolean tensor outside the graph."""
+        return _new(np.asarray(self.data.all()), False, None)
 
     # -- shape -------------------------------------------------------------------------------
     def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
@@ -493,9 +619,16 @@ class Tensor:
         return apply(_ops.Reshape(tuple(target)), self)
 
     def transpose(self, *axes: int | tuple[int, ...]) -> Tensor:
-        """Permute axes as ``numpy.transpose`` (no argument: reverse them)."""
+        """Permute axes as ``numpy.transpose``: ``t.transpose(2, 0, 1)`` or
+        ``t.transpose((2, 0, 1))``, negative axes allowed; no argument reverses them.
+
+        Unlike ``torch.transpose(dim0, dim1)``, which swaps two axes, the arguments are the
+        whole permutation, as :meth:`permute` (its PyTorch name) takes it.
+        """
         perm = axes[0] if len(axes) == 1 and isinstance(axes[0], tuple | list) else axes
         return apply(_ops.Transpose(tuple(perm) if perm else None), self)
+
+    permute = transpose
 
     @property
     def T(self) -> Tensor:
