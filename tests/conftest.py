@@ -234,12 +234,12 @@ def download_env(isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return isolated_cache
 
 
-# --- The command line, in a process of its own ----------------------------------------------
+# --- The command line: in this process, or in a process of its own ---------------------------
 
 
 @dataclass(frozen=True)
 class CliRun:
-    """What one ``signdigits`` process did."""
+    """What one ``signdigits`` command did (in a process of its own, or ``main`` in this one)."""
 
     args: tuple[str, ...]
     returncode: int
@@ -254,6 +254,41 @@ class CliRun:
         lines = self.stderr.strip().splitlines()
         assert len(lines) == 1, report
         return lines[0]
+
+
+def _set_env(patch: pytest.MonkeyPatch, env: Mapping[str, str | None] | None) -> None:
+    for name, value in (env or {}).items():
+        if value is None:
+            patch.delenv(name, raising=False)
+        else:
+            patch.setenv(name, value)
+
+
+@pytest.fixture
+def invoke_cli(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> Callable[..., CliRun]:
+    """``invoke_cli("data", "info", env={...})``: ``signdigits.cli.main(ARGS)`` in this process.
+
+    The contract of a user error (exit code 2, one line on stderr) is ``main``'s, so it
+    is checked here in milliseconds rather than in a new Python process. ``env``
+    overrides variables for this call only; ``None`` removes one. Anything ``main``
+    raises instead of returning is a bug and fails the test with its traceback. What
+    only a real process shows (warnings printed at startup, the exit status itself)
+    is left to the few tests that use ``run_cli``.
+    """
+    from signdigits.cli import main
+
+    def invoke(*args: str | Path, env: Mapping[str, str | None] | None = None) -> CliRun:
+        words = tuple(str(arg) for arg in args)
+        with monkeypatch.context() as patch:
+            _set_env(patch, env)
+            capfd.readouterr()  # drop whatever was printed before this call
+            returncode = main(list(words))
+            stdout, stderr = capfd.readouterr()
+        return CliRun(words, returncode, stdout, stderr)
+
+    return invoke
 
 
 def run_signdigits(*args: str | Path, env: Mapping[str, str | None] | None = None) -> CliRun:
@@ -281,5 +316,9 @@ def run_signdigits(*args: str | Path, env: Mapping[str, str | None] | None = Non
 
 @pytest.fixture(scope="session")
 def run_cli() -> Callable[..., CliRun]:
-    """``run_signdigits``, for test modules: ``run_cli("data", "info", env={...})``."""
+    """``run_signdigits``, for test modules: ``run_cli("data", "info", env={...})``.
+
+    A new Python process costs about a second of import time: prefer ``invoke_cli``
+    unless the test is about the process itself.
+    """
     return run_signdigits

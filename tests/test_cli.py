@@ -1,20 +1,22 @@
-"""The ``signdigits`` command in a process of its own: user errors end in one clear line.
+"""The ``signdigits`` command: user errors end in one clear line.
 
 Every bad input must give exit code 2, exactly one line on stderr that says what is
-wrong, and no traceback. The bad-input processes are independent and mostly spend
-their time importing, so they run side by side, once, and each case checks its own.
+wrong, and no traceback. That contract is ``signdigits.cli.main``'s, so the bad inputs
+run in this process (``invoke_cli``); a few runs in a process of their own (``run_cli``)
+check what only a real process shows: the exit status, and nothing more on stderr.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+from signdigits import __version__
 
 if TYPE_CHECKING:
     from signdigits.data import DataSource
@@ -96,12 +98,10 @@ def bad_input_files(
     }
 
 
-@pytest.fixture(scope="module")
-def bad_input_runs(
-    bad_input_files: dict[str, str], run_cli: Callable[..., CliRun]
-) -> dict[str, CliRun]:
-    """Every bad command line, run once, with no data to be found and no network."""
-    env = {
+@pytest.fixture
+def no_data_env(bad_input_files: dict[str, str]) -> dict[str, str | None]:
+    """No dataset to be found, an empty cache and no network."""
+    return {
         "SIGNDIGITS_DATA": None,
         "SIGNDIGITS_CACHE": str(Path(bad_input_files["root"]) / "empty-cache"),
         "SIGNDIGITS_DATA_URL": bad_input_files["url"],
@@ -109,18 +109,17 @@ def bad_input_runs(
         "no_proxy": "127.0.0.1",
     }
 
-    def run(case: BadInput) -> CliRun:
-        return run_cli(*(arg.format(**bad_input_files) for arg in case.args), env=env)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(BAD_INPUTS, pool.map(run, BAD_INPUTS.values()), strict=True))
-
 
 @pytest.mark.parametrize("name", BAD_INPUTS)
 def test_a_bad_input_ends_in_one_line_saying_what_is_wrong(
-    name: str, bad_input_runs: dict[str, CliRun], bad_input_files: dict[str, str]
+    name: str,
+    bad_input_files: dict[str, str],
+    no_data_env: dict[str, str | None],
+    invoke_cli: Callable[..., CliRun],
 ) -> None:
-    line = bad_input_runs[name].error_line()
+    args = (arg.format(**bad_input_files) for arg in BAD_INPUTS[name].args)
+
+    line = invoke_cli(*args, env=no_data_env).error_line()
 
     assert line.startswith("signdigits: error: ")
     for fragment in BAD_INPUTS[name].says:
@@ -128,25 +127,51 @@ def test_a_bad_input_ends_in_one_line_saying_what_is_wrong(
 
 
 def test_no_data_and_no_network_leaves_the_cache_empty(
-    bad_input_runs: dict[str, CliRun], bad_input_files: dict[str, str]
+    no_data_env: dict[str, str | None], invoke_cli: Callable[..., CliRun]
 ) -> None:
-    bad_input_runs["no data, no network"].error_line()
-    cache = Path(bad_input_files["root"]) / "empty-cache"
+    invoke_cli("data", "info", env=no_data_env).error_line()
+
+    cache = Path(str(no_data_env["SIGNDIGITS_CACHE"]))
     assert not cache.exists() or not any(cache.iterdir())
 
 
-def test_data_info_prints_the_counts_in_digit_order(
-    dataset_source: DataSource, dataset: object, run_cli: Callable[..., CliRun]
+def test_data_verify_says_ok(dataset_source: DataSource, invoke_cli: Callable[..., CliRun]) -> None:
+    run = invoke_cli("data", "verify", "--data", dataset_source.path, "--quiet")
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("ok: 2062 ")
+
+
+# --- In a process of its own --------------------------------------------------------------
+
+
+def test_version_in_a_process(run_cli: Callable[..., CliRun]) -> None:
+    run = run_cli("--version")
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == f"signdigits {__version__}\n"
+    assert run.stderr == ""
+
+
+def test_a_bad_input_in_a_process_exits_2_with_one_line(
+    bad_input_files: dict[str, str], run_cli: Callable[..., CliRun]
+) -> None:
+    run = run_cli("data", "info", "--data", bad_input_files["missing"])
+
+    line = run.error_line()
+    assert line.startswith("signdigits: error: ")
+    assert bad_input_files["missing"] in line and "does not exist" in line
+    assert run.stdout == ""
+
+
+def test_data_info_in_a_process_prints_the_counts_in_digit_order(
+    dataset_source: DataSource,
+    dataset: object,  # decoded once, so the process below finds the decoded cache
+    run_cli: Callable[..., CliRun],
 ) -> None:
     run = run_cli("data", "info", "--data", dataset_source.path, "--quiet")
 
     assert run.returncode == 0, run.stderr
     assert "205 206 206 206 207 207 207 206 208 204" in run.stdout
     assert "2062" in run.stdout
-
-
-def test_data_verify_says_ok(dataset_source: DataSource, run_cli: Callable[..., CliRun]) -> None:
-    run = run_cli("data", "verify", "--data", dataset_source.path, "--quiet")
-
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("ok: 2062 ")
+    assert run.stderr == ""
