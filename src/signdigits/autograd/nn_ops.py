@@ -13,6 +13,8 @@ Images are NCHW: ``(batch, channels, height, width)``. Notation as in
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -55,6 +57,17 @@ def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
         return False
 
 
+def _add_bias(y: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """y + b for a fresh product y: in place (one allocation saved) unless NumPy's promotion
+    makes the sum wider than y (a float64 bias on float32 products gives float64)."""
+    if b is None:
+        return y
+    if np.result_type(y, b) == y.dtype:
+        y += b
+        return y
+    return y + b
+
+
 # -- layers -----------------------------------------------------------------------------------
 class LinearOp(Function):
     """y = x Wᵀ + b, with W of shape (out, in), x of shape (*, in) and b broadcasting to y
@@ -88,19 +101,17 @@ class LinearOp(Function):
         needs_x, needs_w = self.needs_input_grad[:2]
         bias_shape = None if b is None else b.shape
         self.saved = (x if needs_w else None, w if needs_x else None, bias_shape)
-        y = (w @ x.reshape(-1, w.shape[1]).T).T.reshape(out_shape)
-        if b is not None:
-            y += b  # y is a fresh array: adding in place saves one allocation
-        return y
+        rows = math.prod(x.shape[:-1])  # not -1: a size-0 axis would make it ambiguous
+        y = (w @ x.reshape(rows, w.shape[1]).T).T.reshape(out_shape)
+        return _add_bias(y, b)
 
     def backward(self, g: np.ndarray) -> list[np.ndarray | None]:
         x, w, bias_shape = self.saved
         needs_x, needs_w = self.needs_input_grad[:2]
-        out = g.shape[-1]
-        g2 = g.reshape(-1, out)
+        rows = math.prod(g.shape[:-1])
         grads = [
             g @ w if needs_x else None,
-            (x.reshape(-1, x.shape[-1]).T @ g2).T if needs_w else None,
+            (x.reshape(rows, x.shape[-1]).T @ g.reshape(rows, g.shape[-1])).T if needs_w else None,
         ]
         if bias_shape is not None:
             gb = sum_to_shape(g, bias_shape, self.name) if self.needs_input_grad[2] else None
@@ -140,9 +151,7 @@ class Conv2dOp(Function):
         ph, pw = self.padding
         padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
         cols = _windows(padded, w.shape[2:], self.stride)
-        y = np.tensordot(cols, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, H', W', O)
-        if b is not None:
-            y += b
+        y = _add_bias(np.tensordot(cols, w, axes=([1, 4, 5], [1, 2, 3])), b)  # (N, H', W', O)
         needs_x, needs_w = self.needs_input_grad[:2]
         self.saved = (cols if needs_w else None, w if needs_x else None, padded.shape)
         return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
