@@ -6,13 +6,14 @@ and exit code 2; anything else is a bug in signdigits and shows its traceback.
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from signdigits import __version__
 from signdigits.errors import DataError, SignDigitsError
@@ -35,7 +36,10 @@ DataOption = Annotated[
         show_default=False,
     ),
 ]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Hide progress bars.")]
+QuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print only the results: no steps, no progress bars."),
+]
 
 
 def _version(value: bool) -> None:
@@ -125,6 +129,7 @@ def tutorial(
         test_size=test_size,
         out=out,
         show_progress=not quiet,
+        verbose=not quiet,
     )
 
 
@@ -182,16 +187,17 @@ def graph(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 2 user error)."""
-    stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+    """Run the command line; return the exit code (0 ok, 2 user error, 130 interrupted)."""
     try:
         result = app(args=argv, prog_name="signdigits", standalone_mode=False)
     except SignDigitsError as error:
-        stderr.print(f"signdigits: error: {error}", markup=False)
-        return 2
+        return _fail(f"signdigits: error: {error}")
     except (typer.Abort, KeyboardInterrupt):
-        stderr.print("signdigits: interrupted", markup=False)
-        return 130
+        return _interrupted()
+    except OSError as error:
+        if not _stdout_is_broken(error):
+            raise
+        return _fail(f"signdigits: error: cannot write the output ({error.strerror or error})")
     except Exception as error:
         if not _is_usage_error(error):
             raise
@@ -200,9 +206,59 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         context = getattr(error, "ctx", None)
         hint = f" (see `{context.command_path} --help`)" if context else ""
-        stderr.print(f"signdigits: error: {error.format_message()}{hint}", markup=False)
-        return 2
+        return _fail(f"signdigits: error: {error.format_message()}{hint}")
+    if result == INTERRUPTED:  # typer's answer to Ctrl-C: it returns 130, and says nothing
+        return _interrupted()
+    try:
+        sys.stdout.flush()
+    except OSError as error:
+        if not _stdout_is_broken(error):
+            raise
+        return _fail(f"signdigits: error: cannot write the output ({error.strerror or error})")
     return result if isinstance(result, int) else 0
+
+
+INTERRUPTED = 130
+"""The exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells use."""
+
+
+def _interrupted() -> int:
+    _say(
+        "signdigits: interrupted; nothing was half-written: results, downloads and the cache "
+        "are kept only once complete"
+    )
+    return INTERRUPTED
+
+
+def _one_line(message: str) -> str:
+    """The message with control characters (a newline in a path) shown escaped, not obeyed."""
+    return "".join(
+        character if character.isprintable() else repr(character)[1:-1] for character in message
+    )
+
+
+def _say(message: str) -> None:
+    """One line on stderr, taken as plain text (a path with ``[/]`` is not rich markup)."""
+    print(_one_line(message), file=sys.stderr, flush=True)
+
+
+def _fail(message: str) -> int:
+    _say(message)
+    return 2
+
+
+def _stdout_is_broken(error: OSError) -> bool:
+    """True for the error of writing standard output when it cannot take more (a full disk,
+    a closed pipe): such an error names no file, unlike every file the commands open, whose
+    errors become one-line messages where they happen. Standard output is then pointed at
+    /dev/null, so that Python's last flush at exit does not fail a second time."""
+    output_errors = (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT, errno.EFBIG)
+    if error.errno not in output_errors or error.filename is not None:
+        return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return True
 
 
 def _is_usage_error(error: Exception) -> bool:

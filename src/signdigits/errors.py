@@ -30,3 +30,7 @@ class ShapeError(SignDigitsError, ValueError):
 
 class IndexingError(SignDigitsError, IndexError):
     """An index that does not fit the tensor (out of range, or of a type that cannot index)."""
+
+
+class TrainingError(SignDigitsError):
+    """Training cannot go on: the cost or the parameters are no longer finite numbers."""

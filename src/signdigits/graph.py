@@ -118,8 +118,13 @@ def render(output: Tensor, path: str | os.PathLike[str], title: str | None = Non
 
 
 def _write_atomic(path: Path, content: bytes) -> Path:
-    with atomic_write(path) as file:
-        file.write(content)
+    try:
+        with atomic_write(path) as file:
+            file.write(content)
+    except OSError as error:
+        raise InvalidArgumentError(
+            f"cannot write the graph to {path} ({error.strerror or error}); choose another --out"
+        ) from None
     return path
 
 

@@ -36,8 +36,8 @@ from rich.console import Console
 from rich.table import Table
 
 from signdigits.data import SignDigits, load_dataset
-from signdigits.errors import InvalidArgumentError
-from signdigits.runs import prepare_out_dir, write_json
+from signdigits.errors import InvalidArgumentError, TrainingError
+from signdigits.runs import ResultsFolder, write_json
 
 SIGNS = (0, 1)
 """The tutorial's two classes: the signs for 0 and 1."""
@@ -156,10 +156,19 @@ def update(
     _check_hyperparameters(learning_rate, number_of_iterations)
     cost_list = []
     for i in range(number_of_iterations):
-        cost, gradients = forward_backward_propagation(w, b, x_train, y_train)
+        # Overflow is not an error of NumPy's to print: it is caught just below, as a cost
+        # or parameters that are no longer finite numbers.
+        with np.errstate(over="ignore", invalid="ignore"):
+            cost, gradients = forward_backward_propagation(w, b, x_train, y_train)
+            w = w - learning_rate * gradients["derivative_weight"]
+            b = b - learning_rate * gradients["derivative_bias"]
+        if not (math.isfinite(cost) and math.isfinite(b) and np.isfinite(w).all()):
+            raise TrainingError(
+                f"gradient descent diverged at iteration {i}: the cost or the weights are no "
+                f"longer finite numbers (learning rate {learning_rate} is too large); try a "
+                "smaller --lr such as 0.01"
+            )
         cost_list.append(cost)
-        w = w - learning_rate * gradients["derivative_weight"]
-        b = b - learning_rate * gradients["derivative_bias"]
         if report is not None and i % 10 == 0:
             report(i, cost)
     parameters = {"weight": w, "bias": b}
@@ -216,6 +225,42 @@ def logistic_regression(
     )
 
 
+RESULT_FILES = ("cost_curve.png", "weights.png", "samples.png", "metrics.json")
+"""What ``run_tutorial`` writes into its results folder."""
+
+
+def _check_run_arguments(
+    learning_rate: float, iterations: int, seed: int, test_size: float
+) -> None:
+    """Every argument of ``run_tutorial``, checked before any data is read."""
+    _check_hyperparameters(learning_rate, iterations)
+    if not (isinstance(test_size, float) and 0.0 < test_size < 1.0):
+        raise InvalidArgumentError(f"test size must be a fraction in (0, 1), got {test_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise InvalidArgumentError(
+            f"seed must be a whole number from 0 to 2³² − 1 = {2**32 - 1}, got {seed!r}"
+        )
+
+
+def _split(
+    X: np.ndarray, Y: np.ndarray, test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``split_flatten_transpose``, refusing a split that leaves nothing to learn or test."""
+    try:
+        parts = split_flatten_transpose(X, Y, test_size, seed)
+    except ValueError as error:  # scikit-learn's word for a test size that leaves a part empty
+        raise InvalidArgumentError(
+            f"test size {test_size} cannot split {len(X)} images: {error}"
+        ) from None
+    x_train, y_train = parts[:2]
+    if len(np.unique(y_train)) < 2:
+        raise InvalidArgumentError(
+            f"test size {test_size} leaves {x_train.shape[1]} training image(s), not both signs; "
+            "choose a smaller --test-size such as 0.15"
+        )
+    return parts
+
+
 def run_tutorial(
     data: str | os.PathLike[str] | None = None,
     learning_rate: float = 0.01,
@@ -225,101 +270,101 @@ def run_tutorial(
     out: str | os.PathLike[str] = "runs/tutorial",
     console: Console | None = None,
     show_progress: bool = True,
+    verbose: bool = True,
 ) -> dict[str, Any]:
     """The whole tutorial, step by step as it prints it, beside scikit-learn.
 
     Writes ``cost_curve.png``, ``weights.png``, ``samples.png`` and ``metrics.json``
-    to ``out`` and returns the metrics.
+    to ``out`` (as one set: see :class:`signdigits.runs.ResultsFolder`) and returns the
+    metrics. With ``verbose=False`` only the table of results is printed.
     """
-    _check_hyperparameters(learning_rate, iterations)
-    if not (isinstance(test_size, float) and 0.0 < test_size < 1.0):
-        raise InvalidArgumentError(f"test size must be a fraction in (0, 1), got {test_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InvalidArgumentError(f"seed must be a whole number ≥ 0, got {seed!r}")
+    _check_run_arguments(learning_rate, iterations, seed, test_size)
     from signdigits import plots  # matplotlib loads only when there is something to draw
 
     console = console or Console(highlight=False)
-    out_dir = prepare_out_dir(out)
+    say = console if verbose else Console(quiet=True)
+    results = ResultsFolder(out, RESULT_FILES)
+    with results as folder:
+        say.rule("1. The data: the signs 0 and 1")
+        dataset = load_dataset(data, show_progress=show_progress)
+        say.print(
+            f"source: {dataset.source.kind} {dataset.source.path}", markup=False, soft_wrap=True
+        )
+        X, Y = load_zeros_and_ones(dataset)
+        say.print(f"X shape: {X.shape}")
+        say.print(f"Y shape: {Y.shape}")
 
-    console.rule("1. The data: the signs 0 and 1")
-    dataset = load_dataset(data, show_progress=show_progress)
-    console.print(f"source: {dataset.source.kind} {dataset.source.path}")
-    X, Y = load_zeros_and_ones(dataset)
-    console.print(f"X shape: {X.shape}")
-    console.print(f"Y shape: {Y.shape}")
+        say.rule(f"2. Train/test split (test_size={test_size}, random_state={seed})")
+        x_train, y_train, x_test, y_test = _split(X, Y, test_size, seed)
+        say.print(f"X train flatten {x_train.T.shape}")
+        say.print(f"X test flatten {x_test.T.shape}")
+        for name, array in (("x train", x_train), ("x test", x_test)):
+            say.print(f"{name}: {array.shape}")
+        for name, array in (("y train", y_train), ("y test", y_test)):
+            say.print(f"{name}: {array.shape}")
 
-    console.rule(f"2. Train/test split (test_size={test_size}, random_state={seed})")
-    x_train, y_train, x_test, y_test = split_flatten_transpose(X, Y, test_size, seed)
-    console.print(f"X train flatten {x_train.T.shape}")
-    console.print(f"X test flatten {x_test.T.shape}")
-    for name, array in (("x train", x_train), ("x test", x_test)):
-        console.print(f"{name}: {array.shape}")
-    for name, array in (("y train", y_train), ("y test", y_test)):
-        console.print(f"{name}: {array.shape}")
+        say.rule("3. Initialize weights and bias")
+        w, b = initialize_weights_and_bias(x_train.shape[0])
+        say.print(f"w: {w.shape} full of {w[0, 0]}, b = {b}")
 
-    console.rule("3. Initialize weights and bias")
-    w, b = initialize_weights_and_bias(x_train.shape[0])
-    console.print(f"w: {w.shape} full of {w[0, 0]}, b = {b}")
+        say.rule(f"4. Gradient descent (learning rate {learning_rate}, {iterations} iterations)")
+        started = time.perf_counter()
+        result = logistic_regression(
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            learning_rate=learning_rate,
+            num_iterations=iterations,
+            report=lambda i, cost: say.print(f"Cost after iteration {i}: {cost:f}"),
+        )
+        seconds = time.perf_counter() - started
 
-    console.rule(f"4. Gradient descent (learning rate {learning_rate}, {iterations} iterations)")
-    started = time.perf_counter()
-    result = logistic_regression(
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        learning_rate=learning_rate,
-        num_iterations=iterations,
-        report=lambda i, cost: console.print(f"Cost after iteration {i}: {cost:f}"),
-    )
-    seconds = time.perf_counter() - started
+        say.rule("5. Predict (1 where ŷ > 0.5) and accuracy")
+        say.print(f"train accuracy: {100 * result.train_accuracy:.2f} %")
+        say.print(f"test accuracy: {100 * result.test_accuracy:.2f} %")
 
-    console.rule("5. Predict (1 where ŷ > 0.5) and accuracy")
-    console.print(f"train accuracy: {100 * result.train_accuracy:.2f} %")
-    console.print(f"test accuracy: {100 * result.test_accuracy:.2f} %")
+        say.rule(f"6. scikit-learn LogisticRegression(random_state={seed}, max_iter=150)")
+        sklearn_metrics = _fit_sklearn(x_train.T, y_train.ravel(), x_test.T, y_test.ravel(), seed)
+        table = Table("model", "train accuracy", "test accuracy", "seconds")
+        table.add_row(
+            "ours (NumPy, from scratch)",
+            f"{100 * result.train_accuracy:.2f} %",
+            f"{100 * result.test_accuracy:.2f} %",
+            f"{seconds:.3f}",
+        )
+        table.add_row(
+            "scikit-learn",
+            f"{100 * sklearn_metrics['train_accuracy']:.2f} %",
+            f"{100 * sklearn_metrics['test_accuracy']:.2f} %",
+            f"{sklearn_metrics['seconds']:.3f}",
+        )
+        console.print(table)
+        if not sklearn_metrics["converged"]:
+            say.print("(scikit-learn stopped at max_iter=150 before its solver converged)")
 
-    console.rule(f"6. scikit-learn LogisticRegression(random_state={seed}, max_iter=150)")
-    sklearn_metrics = _fit_sklearn(x_train.T, y_train.ravel(), x_test.T, y_test.ravel(), seed)
-    table = Table("model", "train accuracy", "test accuracy", "seconds")
-    table.add_row(
-        "ours (NumPy, from scratch)",
-        f"{100 * result.train_accuracy:.2f} %",
-        f"{100 * result.test_accuracy:.2f} %",
-        f"{seconds:.3f}",
-    )
-    table.add_row(
-        "scikit-learn",
-        f"{100 * sklearn_metrics['train_accuracy']:.2f} %",
-        f"{100 * sklearn_metrics['test_accuracy']:.2f} %",
-        f"{sklearn_metrics['seconds']:.3f}",
-    )
-    console.print(table)
-    if not sklearn_metrics["converged"]:
-        console.print("(scikit-learn stopped at max_iter=150 before its solver converged)")
-
-    metrics = {
-        "model": "logistic_regression",
-        "classes": list(SIGNS),
-        "train_accuracy": result.train_accuracy,
-        "test_accuracy": result.test_accuracy,
-        "n_train": int(x_train.shape[1]),
-        "n_test": int(x_test.shape[1]),
-        "seconds": seconds,
-        "seed": seed,
-        "learning_rate": learning_rate,
-        "iterations": iterations,
-        "final_cost": result.cost_list[-1],
-        "sklearn": sklearn_metrics,
-    }
-    written = [
-        plots.cost_curve(result.cost_list, out_dir / "cost_curve.png"),
-        plots.weight_map(result.parameters["weight"], out_dir / "weights.png"),
-        plots.sample_grid(*_samples(X, Y), out_dir / "samples.png"),
-        write_json(out_dir / "metrics.json", metrics),
-    ]
-    console.rule("Files")
-    for path in written:
-        console.print(f"wrote {path}")
+        metrics = {
+            "model": "logistic_regression",
+            "classes": list(SIGNS),
+            "train_accuracy": result.train_accuracy,
+            "test_accuracy": result.test_accuracy,
+            "n_train": int(x_train.shape[1]),
+            "n_test": int(x_test.shape[1]),
+            "seconds": seconds,
+            "seed": seed,
+            "learning_rate": learning_rate,
+            "iterations": iterations,
+            "final_cost": result.cost_list[-1],
+            "sklearn": sklearn_metrics,
+        }
+        with results.writing():
+            plots.cost_curve(result.cost_list, folder / "cost_curve.png")
+            plots.weight_map(result.parameters["weight"], folder / "weights.png")
+            plots.sample_grid(*_samples(X, Y), folder / "samples.png")
+            write_json(folder / "metrics.json", metrics)
+    say.rule("Files")
+    for name in RESULT_FILES:
+        say.print(f"wrote {results.path / name}", markup=False, soft_wrap=True)
     return metrics
 
 
