@@ -4,8 +4,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# On machines that keep a CPU build of PyTorch on disk, use it (tests compare against PyTorch).
-PIP_FLAGS := --quiet $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+# The tests compare against PyTorch; its CPU build is all they need (about 200 MB, where
+# plain pip on Linux would fetch the CUDA build, several GB). Empty TORCH_INDEX to skip this
+# index (pip also reads PIP_INDEX_URL and PIP_FIND_LINKS from the environment).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP_FLAGS := --quiet
+PIP_TEST_FLAGS := $(PIP_FLAGS) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 CHECKED := src tests benchmarks
 
 .PHONY: tutorial test lint format clean
@@ -19,14 +23,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[test]'
+	$(BIN)/python -m pip install $(PIP_TEST_FLAGS) -e '.[test]'
 	touch $@ $(VENV)/.installed
 
 tutorial: $(VENV)/.installed
 	$(BIN)/signdigits tutorial $(ARGS)
 
+# The tests that need the real dataset find it as the tutorial does, downloading it once
+# into the cache if needed; `make test OFFLINE=1` never downloads and skips those tests.
 test: $(VENV)/.installed-test lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(if $(OFFLINE),SIGNDIGITS_OFFLINE=1) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check $(CHECKED)

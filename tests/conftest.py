@@ -26,18 +26,39 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
+OFFLINE = "SIGNDIGITS_OFFLINE"
+"""Set (``make test OFFLINE=1``) to never download the dataset: its tests then skip."""
+
+NO_DATASET = "no dataset"
+"""The start of the skip reason of every test that needs the real dataset (counted once in
+the summary, see ``pytest_terminal_summary``)."""
+
+
 @pytest.fixture(scope="session")
 def dataset_source() -> DataSource:
-    """The real dataset, by the users' resolution (SIGNDIGITS_DATA, then the cache).
+    """The real dataset, found as users find it: --data is not given, so SIGNDIGITS_DATA,
+    then the cache, then a download into the cache (unless SIGNDIGITS_OFFLINE is set).
 
     Outside CI a machine without the data skips these tests; under CI they fail.
     """
+    offline = bool(os.environ.get(OFFLINE))
     try:
-        return find_source(download=False, show_progress=False)
+        return find_source(download=not offline, show_progress=False)
     except DataError as error:
         if _in_ci():
             pytest.fail(f"the real dataset is required under CI: {error}")
-        pytest.skip(f"the real dataset is not available: {error}")
+        pytest.skip(f"{NO_DATASET} ({'offline' if offline else 'download failed'})")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line for all the tests skipped for want of the dataset, saying what to do."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    count = sum(1 for report in skipped if NO_DATASET in str(report.longrepr))
+    if count:
+        terminalreporter.write_line(
+            f"{count} tests skipped: no dataset found. Point SIGNDIGITS_DATA at the archive "
+            "(or run `signdigits data fetch`) and run them again."
+        )
 
 
 @pytest.fixture(scope="session")
