@@ -1,4 +1,9 @@
-"""The engine's gradients of logistic regression equal the tutorial's hand-derived ones."""
+"""The engine's gradients of logistic regression, the tutorial's hand-derived ones, and PyTorch's.
+
+Two implementations of ours (the engine's autograd, the tutorial's formulas) and one
+that is not ours (PyTorch's autograd, ``tests.reference``) must give the same cost and
+gradients on the tutorial's real training images.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,25 @@ import pytest
 from signdigits import functional as F
 from signdigits import tutorial
 from signdigits.autograd import Tensor
+from tests.reference import torch_cost_and_gradients
 
 
 @pytest.fixture(scope="module")
 def tutorial_split(dataset):
     X, Y = tutorial.load_zeros_and_ones(dataset)
     return tutorial.split_flatten_transpose(X, Y)
+
+
+@pytest.fixture(scope="module", params=[0, 30], ids=["start", "after-30-steps"])
+def parameters(request, tutorial_split):
+    """w and b at the tutorial's start, or after 30 steps (where every weight's gradient
+    differs), with the reference cost and gradients of PyTorch at that point."""
+    x_train, y_train, _, _ = tutorial_split
+    w, b = tutorial.initialize_weights_and_bias(x_train.shape[0])
+    if request.param:
+        learned, _, _ = tutorial.update(w, b, x_train, y_train, 0.01, request.param)
+        w, b = learned["weight"], learned["bias"]
+    return w, b, torch_cost_and_gradients(w, b, x_train, y_train)
 
 
 def engine_gradients(w, b, x, y, fused: bool):
@@ -35,18 +53,19 @@ def relative_difference(a, b) -> float:
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused-bce", "tutorial-formula"])
-@pytest.mark.parametrize("iterations", [0, 30])
-def test_engine_matches_hand_derived_gradients_on_real_data(tutorial_split, fused, iterations):
+def test_engine_matches_torch_and_the_tutorial_on_real_data(tutorial_split, parameters, fused):
     x_train, y_train, _, _ = tutorial_split
-    w, b = tutorial.initialize_weights_and_bias(x_train.shape[0])
-    if iterations:  # move away from the uniform start so every weight's gradient differs
-        parameters, _, _ = tutorial.update(w, b, x_train, y_train, 0.01, iterations)
-        w, b = parameters["weight"], parameters["bias"]
-    cost, gradients = tutorial.forward_backward_propagation(w, b, x_train, y_train)
+    w, b, (torch_cost, torch_dw, torch_db) = parameters
 
     engine_cost, dw, db = engine_gradients(w, b, x_train, y_train, fused)
+    cost, gradients = tutorial.forward_backward_propagation(w, b, x_train, y_train)
 
     assert x_train.dtype == np.float64 and dw.dtype == np.float64
-    assert relative_difference(engine_cost, cost) <= 1e-10
-    assert relative_difference(dw, gradients["derivative_weight"]) <= 1e-10
-    assert relative_difference(db, gradients["derivative_bias"]) <= 1e-10
+    assert dw.shape == torch_dw.shape == (4096, 1)
+    for ours_cost, ours_dw, ours_db in (
+        (engine_cost, dw, db),
+        (cost, gradients["derivative_weight"], gradients["derivative_bias"]),
+    ):
+        assert relative_difference(ours_cost, torch_cost) <= 1e-10
+        assert relative_difference(ours_dw, torch_dw) <= 1e-10
+        assert relative_difference(ours_db, torch_db) <= 1e-10

@@ -1,4 +1,8 @@
-"""Pictures of the computational graph: DOT text, rendered files and `signdigits graph`."""
+"""Pictures of the computational graph: DOT text, rendered files and `signdigits graph`.
+
+The command's contract is checked in this process (``invoke_cli``); one run in a
+process of its own is the smoke test of the real command with Graphviz.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.model_selection import train_test_split
 
 from signdigits.autograd import Tensor
 from signdigits.errors import InvalidArgumentError
 from signdigits.graph import GraphvizMissingError, hypot_example, render, to_dot
+from tests.reference import torch_cost_and_gradients
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -84,24 +90,54 @@ def test_render_rejects_unknown_format(tmp_path):
         render(hypot_example(), tmp_path / "graph.jpeg")
 
 
-@pytest.mark.parametrize("example", ["hypot", "logistic", "two-layer"])
-def test_cli_draws_each_example(example, tmp_path, graphviz_dot, dataset_source, run_cli):
-    out = tmp_path / f"{example}.png"
-    result = run_cli(
-        "graph",
-        "--example",
-        example,
-        "--out",
-        out,
-        env={"SIGNDIGITS_DATA": str(dataset_source.path)},
-    )
+def test_cli_draws_a_png_in_a_process_of_its_own(tmp_path, graphviz_dot, run_cli):
+    out = tmp_path / "hypot.png"
+    result = run_cli("graph", "--example", "hypot", "--out", out)
     assert result.returncode == 0, result.stderr
     assert out.read_bytes().startswith(PNG_SIGNATURE)
+    assert str(out) in result.stdout
 
 
-def test_cli_without_graphviz_exits_2_with_one_line(tmp_path, run_cli):
+def test_cli_draws_the_logistic_graph_with_the_reference_cost_and_gradient(
+    tmp_path, graphviz_dot, dataset, dataset_source, invoke_cli
+):
+    """The first iteration on the tutorial's 348 training images, drawn as SVG (its text
+    is searchable): the cost and ∂cost/∂b shown are PyTorch's on the same images."""
+    out = tmp_path / "logistic.svg"
+    data = {"SIGNDIGITS_DATA": str(dataset_source.path)}
+    result = invoke_cli("graph", "--example", "logistic", "--out", out, "--quiet", env=data)
+    assert result.returncode == 0, result.stderr
+    svg = out.read_text()
+
+    first = np.concatenate([np.flatnonzero(dataset.labels == d)[:205] for d in (0, 1)])
+    images, labels = dataset.images[first].astype(np.float64), dataset.labels[first]
+    train_images, _, train_labels, _ = train_test_split(
+        images, labels, test_size=0.15, random_state=42
+    )
+    x = train_images.reshape(len(train_images), -1).T
+    cost, _, bias_gradient = torch_cost_and_gradients(
+        np.full((4096, 1), 0.01), 0.0, x, train_labels[None, :].astype(np.float64)
+    )
+
+    assert "<svg" in svg and "4096×348" in svg
+    assert f"value {cost:.4g}</text>" in svg  # 6.233, the tutorial's first cost
+    assert f"grad {bias_gradient:.4g}</text>" in svg
+
+
+def test_cli_draws_the_two_layer_graph(tmp_path, graphviz_dot, dataset, dataset_source, invoke_cli):
+    """3 tanh units over the 4,096 pixels of the 348 training images, then a sigmoid unit."""
+    out = tmp_path / "two-layer.svg"
+    data = {"SIGNDIGITS_DATA": str(dataset_source.path)}
+    result = invoke_cli("graph", "--example", "two-layer", "--out", out, "--quiet", env=data)
+    assert result.returncode == 0, result.stderr
+    svg = out.read_text()
+    for text in ("W1", "3×4096", "4096×348", "tanh", "W2", "1×3", "cost"):
+        assert f">{text}</text>" in svg
+
+
+def test_cli_without_graphviz_exits_2_with_one_line(tmp_path, invoke_cli):
     env = {"PATH": str(tmp_path / "empty")}
-    result = run_cli("graph", "--example", "hypot", "--out", tmp_path / "g.png", env=env)
+    result = invoke_cli("graph", "--example", "hypot", "--out", tmp_path / "g.png", env=env)
     assert "Graphviz" in result.error_line()
     assert (tmp_path / "g.dot").is_file()
 
@@ -110,7 +146,7 @@ def test_cli_without_graphviz_exits_2_with_one_line(tmp_path, run_cli):
     ("args", "says"),
     [(["--example", "three-layer"], "three-layer"), (["--out", "{tmp}/graph.gif"], "graph.gif")],
 )
-def test_cli_bad_graph_arguments_exit_2(args, says, tmp_path, run_cli):
-    result = run_cli("graph", *(arg.format(tmp=tmp_path) for arg in args))
+def test_cli_bad_graph_arguments_exit_2(args, says, tmp_path, invoke_cli):
+    result = invoke_cli("graph", *(arg.format(tmp=tmp_path) for arg in args))
     assert says in result.error_line()
     assert not (tmp_path / "graph.gif").exists()

@@ -1,26 +1,34 @@
 """The tutorial's steps (signdigits.tutorial), one by one, and the whole tutorial on the real data.
 
-The steps are checked against their definitions: shapes from the seed tutorial, the
-sigmoid and the cost against their formulas, the gradients against central finite
-differences of the cost, and gradient descent by the cost going down.
+Each step is checked against a reference that is not signdigits: scikit-learn for the
+split, the prediction and the minimum that gradient descent approaches, SciPy's
+``expit`` for the sigmoid, PyTorch (``tests.reference``) for the cost and its
+gradients, and values worked out by hand. The whole tutorial must give the README's
+numbers exactly.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 from PIL import Image
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 
+from signdigits.cli import main
 from signdigits.data import SignDigits
+from signdigits.data.sources import DataSource
 from signdigits.errors import InvalidArgumentError
 from signdigits.tutorial import (
     cross_entropy_loss,
@@ -33,12 +41,10 @@ from signdigits.tutorial import (
     split_flatten_transpose,
     update,
 )
+from tests.conftest import CliRun
+from tests.reference import torch_cost_and_gradients, torch_losses
 
-if TYPE_CHECKING:
-    from tests.conftest import CliRun
-
-SPLIT = {"test_size": 0.15, "random_state": 42}
-"""The seed tutorial's train/test split."""
+Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @contextmanager
@@ -46,15 +52,6 @@ def floating_point_warnings_are_errors() -> Iterator[None]:
     with warnings.catch_warnings(), np.errstate(over="warn", divide="warn", invalid="warn"):
         warnings.simplefilter("error")
         yield
-
-
-def textbook_sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def textbook_loss(z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    y_head = textbook_sigmoid(z)
-    return -y * np.log(y_head) - (1 - y) * np.log(1 - y_head)
 
 
 # --- The data, as the tutorial prepares it ---------------------------------------------------
@@ -66,12 +63,17 @@ def zeros_and_ones(dataset: SignDigits) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def split(
-    zeros_and_ones: tuple[np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """x_train, y_train, x_test, y_test, features first."""
-    X_train, X_test, Y_train, Y_test = train_test_split(*zeros_and_ones, **SPLIT)
-    return (*flatten_and_transpose(X_train, Y_train), *flatten_and_transpose(X_test, Y_test))
+def split(zeros_and_ones: tuple[np.ndarray, np.ndarray]) -> Split:
+    """x_train, y_train, x_test, y_test, features first, as the tutorial makes them."""
+    return split_flatten_transpose(*zeros_and_ones)
+
+
+@pytest.fixture(scope="module")
+def split_indices() -> tuple[np.ndarray, np.ndarray]:
+    """The rows of X that scikit-learn's split (test_size 0.15, random_state 42) puts in
+    the training and the test set: the reference for the tutorial's split."""
+    train, test = train_test_split(np.arange(410), test_size=0.15, random_state=42)
+    return train, test
 
 
 def test_load_zeros_and_ones_takes_the_first_205_of_each_sign(
@@ -86,26 +88,33 @@ def test_load_zeros_and_ones_takes_the_first_205_of_each_sign(
     np.testing.assert_array_equal(X[205:], dataset.images[dataset.labels == 1][:205])
 
 
-def test_split_and_flatten_give_the_tutorials_shapes(
+def test_flatten_and_transpose_on_paper() -> None:
+    """Two 2×2 images become two columns, each image read row by row."""
+    X = np.array([[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]]])
+    Y = np.array([[0.0], [1.0]])
+
+    x, y = flatten_and_transpose(X, Y)
+
+    np.testing.assert_array_equal(x, [[1.0, 5.0], [2.0, 6.0], [3.0, 7.0], [4.0, 8.0]])
+    np.testing.assert_array_equal(y, [[0.0, 1.0]])
+
+
+def test_the_split_is_scikit_learns_with_one_image_per_column(
     zeros_and_ones: tuple[np.ndarray, np.ndarray],
-    split: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    split: Split,
+    split_indices: tuple[np.ndarray, np.ndarray],
 ) -> None:
+    X, Y = zeros_and_ones
     x_train, y_train, x_test, y_test = split
     assert x_train.shape == (4096, 348)
     assert x_test.shape == (4096, 62)
     assert y_train.shape == (1, 348)
     assert y_test.shape == (1, 62)
-    X_train, _, Y_train, _ = train_test_split(*zeros_and_ones, **SPLIT)
-    np.testing.assert_array_equal(x_train[:, 7], X_train[7].ravel())  # one image per column
-    assert y_train[0, 7] == Y_train[7, 0]
-
-
-def test_split_flatten_transpose_is_the_split_then_the_flatten(
-    zeros_and_ones: tuple[np.ndarray, np.ndarray],
-    split: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-) -> None:
-    for ours, expected in zip(split_flatten_transpose(*zeros_and_ones), split, strict=True):
-        np.testing.assert_array_equal(ours, expected)
+    for x, y, rows in ((x_train, y_train, split_indices[0]), (x_test, y_test, split_indices[1])):
+        # Column j is image rows[j], pixel (r, c) at row 64 r + c; y[0, j] is its label.
+        np.testing.assert_array_equal(x.T.reshape(-1, 64, 64), X[rows])
+        np.testing.assert_array_equal(y[0], Y[rows, 0])
+    assert x_train[64 * 10 + 20, 7] == X[split_indices[0][7], 10, 20]
 
 
 def test_initialize_weights_and_bias() -> None:
@@ -122,9 +131,9 @@ def test_sigmoid_of_zero_is_one_half() -> None:
     assert sigmoid(np.array([0.0]))[0] == 0.5
 
 
-def test_sigmoid_matches_its_formula() -> None:
-    z = np.linspace(-30, 30, 121)
-    np.testing.assert_allclose(sigmoid(z), textbook_sigmoid(z), rtol=1e-12)
+def test_sigmoid_agrees_with_scipys_expit() -> None:
+    z = np.linspace(-700, 700, 1401)
+    np.testing.assert_allclose(sigmoid(z), expit(z), rtol=1e-12, atol=0)
 
 
 def test_sigmoid_saturates_without_warnings() -> None:
@@ -137,11 +146,16 @@ def test_sigmoid_saturates_without_warnings() -> None:
     assert y_head[-1] == 1.0
 
 
-def test_cross_entropy_loss_matches_the_textbook_formula_where_finite() -> None:
-    z = np.linspace(-15, 15, 61)
+def test_cross_entropy_loss_agrees_with_torch() -> None:
+    """Against ``binary_cross_entropy_with_logits``. A right and confident answer costs
+    about e^-|z|, which log(1 + e^z) − y z computes as a difference of two numbers near
+    |z|: hence the absolute tolerance of a few ulps of |z|."""
+    z = np.linspace(-40, 40, 161)
     for label in (0.0, 1.0):
         y = np.full_like(z, label)
-        np.testing.assert_allclose(cross_entropy_loss(z, y), textbook_loss(z, y), rtol=1e-7)
+        np.testing.assert_allclose(
+            cross_entropy_loss(z, y), torch_losses(z, y), rtol=1e-12, atol=1e-13
+        )
 
 
 def test_cross_entropy_loss_stays_finite_when_the_sigmoid_saturates() -> None:
@@ -153,81 +167,72 @@ def test_cross_entropy_loss_stays_finite_when_the_sigmoid_saturates() -> None:
     np.testing.assert_allclose(loss, [0.0, 1000.0, 1000.0, 0.0], atol=1e-12)
 
 
-def test_forward_backward_propagation_cost_is_finite_for_huge_z() -> None:
+def test_forward_backward_propagation_for_huge_z_on_paper() -> None:
+    """z = 10·(±100) + 10·(±50) = ±1500, so σ(z) is exactly 0 or 1.
+
+    z = (1500, −1500, 1500, −1500) against y = (1, 1, 0, 0): the second and the third
+    are wrong and cost |z| each, so the cost is 2 · 1500 / 4 = 750. ŷ − y = (0, −1, 1, 0),
+    so dw = x (ŷ − y)ᵀ / 4 = (200/4, 100/4) = (50, 25) and db = 0.
+    """
     x = np.array([[100.0, -100.0, 100.0, -100.0], [50.0, -50.0, 50.0, -50.0]])
     y = np.array([[1.0, 1.0, 0.0, 0.0]])
-    w = np.full((2, 1), 10.0)  # z = ±1500: σ(z) rounds to exactly 0 or 1
+    w = np.full((2, 1), 10.0)
     with floating_point_warnings_are_errors():
         cost, gradients = forward_backward_propagation(w, 0.0, x, y)
-    z = (w.T @ x).ravel()
-    wrong = np.sign(z) != np.where(y.ravel() == 1, 1, -1)
-    assert cost == pytest.approx(np.abs(z)[wrong].sum() / 4)  # two wrong of four
-    assert np.isfinite(gradients["derivative_weight"]).all()
-    assert np.isfinite(gradients["derivative_bias"])
+    assert cost == 750.0
+    np.testing.assert_array_equal(gradients["derivative_weight"], [[50.0], [25.0]])
+    assert gradients["derivative_bias"] == 0.0
 
 
-# --- Gradients against finite differences ------------------------------------------------------
+# --- Cost and gradients against PyTorch's autograd ------------------------------------------
 
 
-def finite_difference_gradients(
-    w: np.ndarray, b: float, x: np.ndarray, y: np.ndarray, step: float = 1e-6
-) -> tuple[np.ndarray, float]:
-    """Central differences (cost(θ + h) − cost(θ − h)) / 2h, each parameter in turn."""
-
-    def cost(w: np.ndarray, b: float) -> float:
-        return forward_backward_propagation(w, b, x, y)[0]
-
-    dw = np.empty_like(w)
-    for i in range(w.shape[0]):
-        shift = np.zeros_like(w)
-        shift[i] = step
-        dw[i] = (cost(w + shift, b) - cost(w - shift, b)) / (2 * step)
-    db = (cost(w, b + step) - cost(w, b - step)) / (2 * step)
-    return dw, db
-
-
-def assert_gradients_match_finite_differences(
-    w: np.ndarray, b: float, x: np.ndarray, y: np.ndarray
-) -> None:
-    _, gradients = forward_backward_propagation(w, b, x, y)
-    dw, db = finite_difference_gradients(w, b, x, y)
+def assert_agrees_with_torch(w: np.ndarray, b: float, x: np.ndarray, y: np.ndarray) -> None:
+    cost, gradients = forward_backward_propagation(w, b, x, y)
+    torch_cost, torch_dw, torch_db = torch_cost_and_gradients(w, b, x, y)
     assert gradients["derivative_weight"].shape == w.shape
-    np.testing.assert_allclose(gradients["derivative_weight"], dw, rtol=1e-5, atol=1e-9)
-    assert gradients["derivative_bias"] == pytest.approx(db, rel=1e-5, abs=1e-9)
+    assert cost == pytest.approx(torch_cost, rel=1e-12)
+    scale = np.abs(torch_dw).max()
+    np.testing.assert_allclose(gradients["derivative_weight"], torch_dw, rtol=0, atol=1e-12 * scale)
+    assert gradients["derivative_bias"] == pytest.approx(torch_db, rel=1e-12, abs=1e-15)
 
 
-def test_gradients_match_finite_differences_on_small_random_data() -> None:
+def test_cost_and_gradients_agree_with_torch_on_small_random_data() -> None:
     rng = np.random.default_rng(7)
     x = rng.normal(size=(6, 9))
     y = rng.integers(0, 2, size=(1, 9)).astype(np.float64)
-    w = rng.normal(size=(6, 1))
-    assert_gradients_match_finite_differences(w, 0.3, x, y)
+    assert 0 < y.mean() < 1
+    assert_agrees_with_torch(rng.normal(size=(6, 1)), 0.3, x, y)
 
 
-def test_gradients_match_finite_differences_on_real_images(
-    split: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+@pytest.mark.parametrize("start", ["tutorial", "random"])
+def test_cost_and_gradients_agree_with_torch_on_the_training_images(
+    split: Split, start: str
 ) -> None:
     x_train, y_train, _, _ = split
-    x, y = x_train[1000:1300, :60], y_train[:, :60]  # 300 pixels of 60 images
-    assert 0 < y.mean() < 1  # both signs
-    w = np.random.default_rng(3).normal(scale=0.05, size=(300, 1))
-    assert_gradients_match_finite_differences(w, -0.1, x, y)
+    if start == "tutorial":  # every weight equal, as the tutorial starts
+        w, b = initialize_weights_and_bias(4096)
+    else:  # weights that differ, so that a gradient with its columns mixed up would show
+        w, b = np.random.default_rng(3).normal(scale=0.05, size=(4096, 1)), -0.1
+    assert_agrees_with_torch(w, b, x_train, y_train)
 
 
 # --- Predict and gradient descent -------------------------------------------------------------
 
 
-def test_predict_is_one_exactly_where_y_head_exceeds_one_half() -> None:
+def test_predict_agrees_with_scikit_learns_logistic_regression() -> None:
+    """The same w and b given to scikit-learn's LogisticRegression predict the same classes."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(4, 200))
     w = rng.normal(size=(4, 1))
     b = 0.2
-    y_head = textbook_sigmoid(w.T @ x + b)
+    model = LogisticRegression()
+    model.coef_, model.intercept_, model.classes_ = w.T, np.array([b]), np.array([0.0, 1.0])
 
     prediction = predict(w, b, x)
 
     assert prediction.shape == (1, 200)
-    np.testing.assert_array_equal(prediction, np.where(y_head > 0.5, 1.0, 0.0))
+    np.testing.assert_array_equal(prediction[0], model.predict(x.T))
     assert set(np.unique(prediction)) == {0.0, 1.0}  # both branches taken
 
 
@@ -236,19 +241,31 @@ def test_predict_gives_zero_at_exactly_one_half() -> None:
     assert (predict(np.ones((3, 1)), 0.0, x) == 0).all()
 
 
-def test_update_decreases_the_cost() -> None:
+def test_update_steps_along_torchs_gradient_to_scikit_learns_minimum() -> None:
+    """Labels drawn at random from a logistic model, so no plane separates them and the
+    unpenalised cost has one minimum: scikit-learn's LogisticRegression(C=∞) finds it,
+    and gradient descent must reach it, every step lowering the cost."""
     rng = np.random.default_rng(11)
-    x = rng.normal(size=(5, 40))
-    y = (rng.normal(size=(1, 5)) @ x > 0).astype(np.float64)
-    w, b = initialize_weights_and_bias(5)
+    x = rng.normal(size=(3, 300))
+    probability = expit(np.array([[1.5, -2.0, 0.5]]) @ x + 0.3)
+    y = (rng.random((1, 300)) < probability).astype(np.float64)
+    w, b = initialize_weights_and_bias(3)
 
-    parameters, _, cost_list = update(w, b, x, y, learning_rate=0.1, number_of_iterations=30)
+    one_step, _, first_costs = update(w, b, x, y, learning_rate=1.0, number_of_iterations=1)
+    parameters, _, cost_list = update(w, b, x, y, learning_rate=1.0, number_of_iterations=500)
 
-    assert len(cost_list) == 30
+    initial_cost, dw, db = torch_cost_and_gradients(w, b, x, y)
+    assert first_costs == [pytest.approx(initial_cost, rel=1e-12)]
+    np.testing.assert_allclose(one_step["weight"], w - dw, rtol=1e-12)
+    assert one_step["bias"] == pytest.approx(b - db, rel=1e-12)
+
+    assert len(cost_list) == 500
     assert (np.diff(cost_list) < 0).all()
-    assert cost_list[0] == forward_backward_propagation(w, b, x, y)[0]
-    final_cost = forward_backward_propagation(parameters["weight"], parameters["bias"], x, y)[0]
-    assert final_cost < cost_list[-1]
+    best = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(x.T, y.ravel())
+    np.testing.assert_allclose(parameters["weight"].ravel(), best.coef_.ravel(), atol=1e-5)
+    assert parameters["bias"] == pytest.approx(best.intercept_[0], abs=1e-5)
+    best_cost = log_loss(y.ravel(), best.predict_proba(x.T)[:, 1])
+    assert cost_list[-1] == pytest.approx(best_cost, abs=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -277,14 +294,26 @@ def test_update_refuses_bad_hyperparameters(
 @pytest.fixture(scope="module")
 def tutorial_run(
     dataset: SignDigits,  # decoded once, so the run below finds the decoded cache
-    dataset_source: Any,
+    dataset_source: DataSource,
     tmp_path_factory: pytest.TempPathFactory,
-    run_cli: Callable[..., CliRun],
 ) -> tuple[CliRun, Path]:
+    """``signdigits tutorial`` with the defaults, once for the module, in this process.
+
+    (``invoke_cli`` is per test; this is ``cli.main`` with its output captured the same
+    way, without ``--quiet``, which would hide the steps. ``run_cli``'s smoke tests of a
+    real process are in test_cli.)
+    """
     out = tmp_path_factory.mktemp("tutorial") / "results"
-    run = run_cli(
-        "tutorial", "--data", dataset_source.path, "--out", out, "--quiet", env={"COLUMNS": "200"}
-    )
+    args = ("tutorial", "--data", str(dataset_source.path), "--out", str(out))
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        patch.setenv("COLUMNS", "200")
+        returncode = main(list(args))
+    run = CliRun(args, returncode, stdout.getvalue(), stderr.getvalue())
     assert run.returncode == 0, run.stderr
     return run, out
 
@@ -302,30 +331,45 @@ def test_tutorial_prints_its_steps(tutorial_run: tuple[CliRun, Path]) -> None:
     assert list(printed_costs(stdout)) == list(range(0, 150, 10))
 
 
-def test_tutorial_cost_goes_down(
+def test_tutorial_gives_the_readmes_numbers(tutorial_run: tuple[CliRun, Path]) -> None:
+    """Learning rate 0.01, 150 iterations, seed 42: the README's numbers, exactly.
+
+    93.97 % of 348 training images is 327 right; 96.77 % of 62 test images is 60 right.
+    """
+    run, out = tutorial_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    costs = printed_costs(run.stdout)
+
+    assert f"{costs[0]:.4g}" == "6.233"
+    assert f"{costs[140]:.4g}" == "0.2516"
+    assert metrics["train_accuracy"] == 327 / 348
+    assert metrics["test_accuracy"] == 60 / 62
+    assert "train accuracy: 93.97 %" in run.stdout
+    assert "test accuracy: 96.77 %" in run.stdout
+    assert (metrics["learning_rate"], metrics["iterations"], metrics["seed"]) == (0.01, 150, 42)
+
+
+def test_tutorial_first_cost_is_scikit_learns_log_loss(
     tutorial_run: tuple[CliRun, Path],
-    split: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    zeros_and_ones: tuple[np.ndarray, np.ndarray],
+    split_indices: tuple[np.ndarray, np.ndarray],
 ) -> None:
+    """At the start every weight is 0.01 and b = 0: z is 0.01 × the sum of an image's pixels."""
+    X, Y = zeros_and_ones
+    train = split_indices[0]
+    z = 0.01 * X[train].sum(axis=(1, 2))
+    expected = log_loss(Y[train, 0], expit(z))
+
+    assert printed_costs(tutorial_run[0].stdout)[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_tutorial_cost_goes_down(tutorial_run: tuple[CliRun, Path]) -> None:
     run, out = tutorial_run
     costs = printed_costs(run.stdout)
-    x_train, y_train, _, _ = split
-    w, b = initialize_weights_and_bias(4096)
-    initial_cost = forward_backward_propagation(w, b, x_train, y_train)[0]
     metrics = json.loads((out / "metrics.json").read_text())
 
-    assert costs[0] == pytest.approx(initial_cost, abs=1e-6)
     assert (np.diff(list(costs.values())) < 0).all()
-    assert metrics["final_cost"] < costs[140] < initial_cost
-
-
-def test_gradient_descent_on_the_real_split_lowers_every_cost(
-    split: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-) -> None:
-    x_train, y_train, _, _ = split
-    w, b = initialize_weights_and_bias(4096)
-    _, _, cost_list = update(w, b, x_train, y_train, 0.01, 150)
-    assert cost_list[-1] < cost_list[0]
-    assert (np.diff(cost_list) < 0).all()
+    assert metrics["final_cost"] < costs[140]
 
 
 def test_tutorial_metrics(tutorial_run: tuple[CliRun, Path]) -> None:
@@ -336,11 +380,10 @@ def test_tutorial_metrics(tutorial_run: tuple[CliRun, Path]) -> None:
     assert (metrics["n_train"], metrics["n_test"]) == (348, 62)
     assert metrics["seed"] == 42
     assert metrics["seconds"] > 0
-    for result in (metrics, metrics["sklearn"]):
-        assert 0 <= result["train_accuracy"] <= 1
-        assert 0 <= result["test_accuracy"] <= 1
-        assert result["seconds"] > 0
-    assert metrics["test_accuracy"] >= 0.90
+    sklearn = metrics["sklearn"]
+    assert 0 <= sklearn["train_accuracy"] <= 1
+    assert 0 <= sklearn["test_accuracy"] <= 1
+    assert sklearn["seconds"] > 0
 
 
 @pytest.mark.parametrize("figure", ["cost_curve.png", "weights.png", "samples.png"])

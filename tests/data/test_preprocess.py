@@ -1,4 +1,9 @@
-"""preprocess_image: any image in, a (64, 64) float32 in [0, 1] out, the same way for all."""
+"""preprocess_image: any image in, a (64, 64) float32 in [0, 1] out, the same way for all.
+
+The values are checked against references that do not use signdigits: small images
+computed on paper, and ``tests.reference.reference_preprocess`` (Pillow's own gray
+conversion and PyTorch's bilinear resize) within the bound that Pillow's rounding allows.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from PIL import ExifTags, Image
 
 from signdigits.data import SignDigits, preprocess_image
 from signdigits.errors import DataError
+from tests.reference import reference_preprocess
 
 
 def gradient_rgb(width: int, height: int) -> np.ndarray:
@@ -19,6 +25,16 @@ def gradient_rgb(width: int, height: int) -> np.ndarray:
     ramp = np.linspace(0.0, 215.0, width)[None, :, None] + np.array([0.0, 20.0, 40.0])
     noise = np.random.default_rng(0).integers(0, 8, size=(height, width, 3))
     return np.clip(ramp + noise, 0, 255).astype(np.uint8)
+
+
+def colourful_rgb(width: int, height: int) -> np.ndarray:
+    """Three channels that vary independently, so that the luma's weights matter."""
+    row, column = np.mgrid[0:height, 0:width] / max(width, height)
+    red = 0.5 + 0.5 * np.sin(6 * column)
+    green = 0.5 + 0.5 * np.cos(5 * row)
+    blue = column * row
+    noise = np.random.default_rng(2).integers(0, 8, size=(height, width, 3))
+    return np.clip(255 * np.dstack([red, green, blue]) + noise, 0, 255).astype(np.uint8)
 
 
 def image_in_mode(mode: str, width: int, height: int) -> Image.Image:
@@ -34,6 +50,16 @@ def image_in_mode(mode: str, width: int, height: int) -> Image.Image:
         assert image.mode == "I;16"
         return image
     return Image.fromarray(rgb, mode="RGB").convert(mode)
+
+
+def linear_upscale(profile: list[float], size: int = 64) -> np.ndarray:
+    """A 1-D profile upscaled to ``size`` by bilinear interpolation, by ``np.interp``.
+
+    Output pixel i samples the input at (i + 0.5) · n/size − 0.5, the edges held
+    (the half-pixel convention of Pillow and of PyTorch's ``align_corners=False``).
+    """
+    n = len(profile)
+    return np.interp((np.arange(size) + 0.5) * n / size - 0.5, np.arange(n), profile)
 
 
 def assert_model_input(array: np.ndarray) -> None:
@@ -59,22 +85,66 @@ def test_any_mode_and_size_gives_a_64x64_float32_in_unit_range(
     assert result[:, 0].mean() > result[:, -1].mean()  # dark on the left is near 1
 
 
+def test_a_2x2_image_computed_on_paper() -> None:
+    """Red, green / blue, white: every one of the 64×64 values worked out by hand.
+
+    Luma 0.299 R + 0.587 G + 0.114 B: red 76.245, green 149.685, blue 29.07, white 255.
+    Stretched and inverted, x = 1 − (L − 29.07)/(255 − 29.07) = (255 − L)/225.93:
+    red 178.755/225.93, green 105.315/225.93, blue 1, white 0. Bilinear upscaling 2 → 64
+    samples the input at (i + 0.5)/32 − 0.5: the first 16 rows and columns hold the
+    first pixel, the last 16 the second, and between them the weight of the second
+    pixel is t(i) = (i − 15.5)/32.
+    """
+    rgb = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], dtype=np.uint8)
+    top_left, top_right = 178.755 / 225.93, 105.315 / 225.93
+    bottom_left, bottom_right = 1.0, 0.0
+    t = np.clip((np.arange(64) - 15.5) / 32, 0.0, 1.0)
+    row, column = t[:, None], t[None, :]
+    expected = (
+        (1 - row) * (1 - column) * top_left
+        + (1 - row) * column * top_right
+        + row * (1 - column) * bottom_left
+        + row * column * bottom_right
+    )
+
+    result = preprocess_image(Image.fromarray(rgb))
+
+    assert_model_input(result)
+    np.testing.assert_allclose(result, expected, atol=1e-6)  # float32 arithmetic
+    np.testing.assert_allclose(result[0, 0], 0.791196, atol=1e-6)  # red, on paper
+
+
+@pytest.mark.parametrize("size", [(100, 100), (640, 480), (17, 300), (2, 3)])
+def test_agrees_with_pillows_luma_and_torchs_bilinear_resize(size: tuple[int, int]) -> None:
+    """Against Pillow's ``convert("L")`` (601-2 luma, whole levels) and PyTorch's resize.
+
+    Pillow rounds each gray value to a whole level: the tolerance is the bound that
+    rounding allows after the stretch (``reference_preprocess``), about 0.005 here.
+    Another luma (equal weights, or Rec. 709's) or another filter misses by 0.1 or more.
+    """
+    image = Image.fromarray(colourful_rgb(*size))
+    reference = reference_preprocess(image)
+
+    result = preprocess_image(image)
+
+    assert_model_input(result)
+    np.testing.assert_allclose(result, reference.x, rtol=0, atol=reference.tolerance)
+
+
 def test_transparency_is_flattened_onto_white() -> None:
     """Transparent pixels count as white paper, whatever colour they hold.
 
     Here they hold black, darker than the opaque gray: read without their alpha, they
-    would be the ink.
+    would be the ink. On white, the gray (128) is the darkest value and stretches to
+    x = 1, the paper (255) to x = 0; the 60 columns are then upscaled to 64.
     """
     rgba = np.zeros((40, 60, 4), dtype=np.uint8)
     rgba[:, :30] = (128, 128, 128, 255)  # left half: opaque gray; right half: transparent black
-    on_white = np.full((40, 60, 3), 255, dtype=np.uint8)
-    on_white[:, :30] = 128
 
     result = preprocess_image(Image.fromarray(rgba, mode="RGBA"))
 
-    np.testing.assert_allclose(result, preprocess_image(Image.fromarray(on_white)), atol=1e-6)
-    assert result[:, :28].min() > 0.99  # the gray is the darkest: ink, near 1
-    assert result[:, 36:].max() < 0.01  # the transparent half is paper: near 0
+    expected = linear_upscale([1.0] * 30 + [0.0] * 30)
+    np.testing.assert_allclose(result, np.broadcast_to(expected, (64, 64)), atol=1e-6)
 
 
 def test_palette_transparency_is_flattened_onto_white() -> None:
@@ -86,8 +156,8 @@ def test_palette_transparency_is_flattened_onto_white() -> None:
 
     result = preprocess_image(palette)
 
-    assert result[:, :28].min() > 0.99  # gray: ink
-    assert result[:, 36:].max() < 0.01  # transparent: paper
+    expected = linear_upscale([1.0] * 10 + [0.0] * 10)  # gray: ink; transparent: paper
+    np.testing.assert_allclose(result, np.broadcast_to(expected, (64, 64)), atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -131,14 +201,21 @@ def test_exif_orientation_is_honoured(orientation: int, quarter_turns_anticlockw
     assert np.abs(result - preprocess_image(Image.fromarray(stored))).max() > 0.5
 
 
-def test_the_first_image_of_digit_0_gives_the_datasets_first_array(
-    dataset: SignDigits, image_names: list[str], image_bytes: Callable[[str], bytes]
+@pytest.mark.parametrize("index", [0, 204, 205, 1000, 2061])
+def test_the_datasets_arrays_agree_with_the_reference_on_their_photos(
+    index: int,
+    dataset: SignDigits,
+    image_names: list[str],
+    image_bytes: Callable[[str], bytes],
 ) -> None:
-    first_of_digit_0 = next(name for name in image_names if name.startswith("0/"))
-    assert dataset.labels[0] == 0
+    """Row i of the decoded dataset is the i-th photo (by digit, then file name), and
+    its values are the reference's (Pillow's luma, PyTorch's resize) within its bound."""
+    name = image_names[index]  # "0/IMG_1118.JPG": sorted by name is by digit, then name
+    assert dataset.labels[index] == int(name.split("/")[0])
+    reference = reference_preprocess(image_bytes(name))
 
-    np.testing.assert_array_equal(
-        preprocess_image(image_bytes(first_of_digit_0)), dataset.images[0]
+    np.testing.assert_allclose(
+        dataset.images[index], reference.x, rtol=0, atol=reference.tolerance, err_msg=name
     )
 
 
