@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from signdigits.data import SignDigits, load_dataset
-from signdigits.data.cache import decoded_path, load_decoded, save_decoded
+from signdigits.data.cache import decoded_path, expected_labels, load_decoded, save_decoded
 from signdigits.data.manifest import load_manifest
 
 COUNTS_PER_DIGIT = [205, 206, 206, 206, 207, 207, 207, 206, 208, 204]
@@ -142,7 +142,7 @@ def test_a_decoded_cache_of_the_wrong_shape_is_ignored(isolated_cache: Path) -> 
 def test_a_damaged_decoded_cache_is_ignored(isolated_cache: Path) -> None:
     """A cut-off npz (a crash, a full disk) must be decoded again, not crash the load."""
     n_images = len(load_manifest())
-    save_decoded(np.zeros((n_images, 64, 64), np.float32), np.zeros(n_images, np.int64))
+    save_decoded(np.zeros((n_images, 64, 64), np.float32), expected_labels())
     assert load_decoded() is not None
     whole = decoded_path().read_bytes()
     decoded_path().write_bytes(whole[: len(whole) // 2])

@@ -9,17 +9,14 @@ import numpy as np
 import pytest
 
 from signdigits.data import SignDigits, load_dataset
+from signdigits.data.manifest import digit_counts
 from signdigits.errors import DataError
+
+from .hostile_inputs import one_hot
 
 KAGGLE_COLUMN_ORDER = [9, 0, 7, 6, 1, 8, 4, 3, 2, 5]
 """Column i of the Kaggle Y.npy is the sign for the digit ``KAGGLE_COLUMN_ORDER[i]``,
 and X.npy holds the images grouped in that order."""
-
-
-def one_hot(columns: np.ndarray, width: int = 10) -> np.ndarray:
-    rows = np.zeros((len(columns), width))
-    rows[np.arange(len(columns)), columns] = 1.0
-    return rows
 
 
 def test_labels_are_mapped_back_to_the_true_digits(
@@ -42,17 +39,16 @@ def test_labels_are_mapped_back_to_the_true_digits(
         )
 
 
-def small_valid_pair(rng: np.random.Generator, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    x = rng.random((n, 64, 64), dtype=np.float32)
-    y = one_hot(rng.integers(0, 10, size=n))
-    return x, y
-
-
-def test_small_valid_pair_loads(tmp_path: Path, save_kaggle_pair: Callable[..., Path]) -> None:
+def test_a_kaggle_like_pair_loads(
+    kaggle_arrays: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
+    save_kaggle_pair: Callable[..., Path],
+) -> None:
     """The baseline of the bad-input cases below: the same arrays, unbroken, load."""
-    x, y = small_valid_pair(np.random.default_rng(0))
+    x, y = kaggle_arrays
     loaded = load_dataset(save_kaggle_pair(tmp_path, x, y), show_progress=False)
     assert loaded.images.shape == x.shape
+    assert loaded.counts() == list(digit_counts())
     assert sorted(loaded.labels.tolist()) == sorted(
         KAGGLE_COLUMN_ORDER[column] for column in y.argmax(axis=1)
     )
@@ -77,9 +73,14 @@ BREAKAGES = {
 
 @pytest.mark.parametrize(("breakage", "bad_file", "what"), BREAKAGES.values(), ids=list(BREAKAGES))
 def test_bad_arrays_raise_a_data_error_naming_the_file(
-    breakage, bad_file: str, what: str, tmp_path: Path, save_kaggle_pair: Callable[..., Path]
+    breakage,
+    bad_file: str,
+    what: str,
+    kaggle_arrays: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
+    save_kaggle_pair: Callable[..., Path],
 ) -> None:
-    x, y = breakage(*small_valid_pair(np.random.default_rng(0)))
+    x, y = breakage(*kaggle_arrays)
     folder = save_kaggle_pair(tmp_path, x, y)
 
     with pytest.raises(DataError) as raised:

@@ -2,23 +2,42 @@
 
 ``$SIGNDIGITS_CACHE`` chooses the folder; by default it is the platform's user
 cache folder (``~/.cache/signdigits`` on Linux).
+
+The decoded arrays are only trusted when they prove what they are. The file's name
+and the ``key`` stored in it come from the manifest and the preprocessing version;
+its ``sha256`` is the digest of that key and of the arrays; its labels must be the
+manifest's digits in decoding order, its images in [0, 1]. It is read without
+``np.load``: each member's header is checked (shape and dtype exactly, so an object
+array is never unpickled) before its bytes are read, and the file's size is bounded
+first. Anything else (another version's file, random arrays, shifted labels, a
+truncated file, a folder in its place) is ignored and the photos are decoded again:
+a damaged cache is not the user's error.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import struct
 import zipfile
+import zlib
+from functools import cache
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import platformdirs
+from numpy.lib import format as npy_format
 
 from signdigits.atomic import atomic_write
-from signdigits.data.manifest import load_manifest, manifest_digest
+from signdigits.data.manifest import digit_counts, manifest_digest
 from signdigits.data.preprocess import IMAGE_SIZE, PREPROCESSING_VERSION
 
 ARCHIVE_NAME = "sign-language-digits-dataset.zip"
+
+_MEMBER_SLACK = 64 * 1024
+"""Room in the npz for zip headers and .npy headers beside the arrays' own bytes."""
 
 
 def cache_dir() -> Path:
@@ -34,30 +53,125 @@ def cached_archive() -> Path:
     return cache_dir() / ARCHIVE_NAME
 
 
+@cache
+def decoded_key() -> str:
+    """Identifies the decoded arrays: the manifest's digest and the preprocessing version."""
+    return hashlib.sha256(f"{manifest_digest()}:{PREPROCESSING_VERSION}".encode()).hexdigest()
+
+
 def decoded_path() -> Path:
-    """The npz of decoded images, keyed by the manifest and the preprocessing version."""
-    key = hashlib.sha256(f"{manifest_digest()}:{PREPROCESSING_VERSION}".encode()).hexdigest()
-    return cache_dir() / f"decoded-{key[:16]}.npz"
+    """The npz of decoded images, named by ``decoded_key``."""
+    return cache_dir() / f"decoded-{decoded_key()[:16]}.npz"
+
+
+def expected_labels() -> np.ndarray:
+    """The labels of the decoded images: the manifest's digits, grouped 0 to 9."""
+    return np.repeat(np.arange(10, dtype=np.int64), digit_counts())
+
+
+def arrays_digest(images: np.ndarray, labels: np.ndarray, key: str) -> str:
+    """SHA-256 of ``key`` and of the arrays' dtypes, shapes and bytes."""
+    digest = hashlib.sha256(key.encode())
+    for array in (images, labels):
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def _members() -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """What the npz holds: each member's shape and dtype."""
+    n_images = sum(digit_counts())
+    return {
+        "images": ((n_images, IMAGE_SIZE, IMAGE_SIZE), np.dtype(np.float32)),
+        "labels": ((n_images,), np.dtype(np.int64)),
+        "key": ((), np.dtype("U64")),
+        "sha256": ((), np.dtype("U64")),
+    }
+
+
+class _NotTheDecodedArrays(Exception):
+    """The cached file is not what ``save_decoded`` wrote for this dataset."""
+
+
+_UNREADABLE = (
+    _NotTheDecodedArrays,
+    OSError,  # missing, a folder, unreadable
+    EOFError,
+    ValueError,  # a bad .npy header
+    KeyError,
+    struct.error,
+    zlib.error,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 def load_decoded() -> tuple[np.ndarray, np.ndarray] | None:
-    """The cached ``(images, labels)``, or ``None`` when absent or unreadable."""
-    path = decoded_path()
+    """The cached ``(images, labels)``, or ``None`` unless they prove to be the decoded ones."""
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            images, labels = arrays["images"], arrays["labels"]
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return _read_decoded(decoded_path())
+    except _UNREADABLE:
         return None
-    expected = (len(load_manifest()), IMAGE_SIZE, IMAGE_SIZE)
-    if images.shape != expected or images.dtype != np.float32 or labels.shape != expected[:1]:
-        return None  # written by something else: decode again
+
+
+def _read_decoded(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    members = _members()
+    limit = sum(math.prod(shape) * dtype.itemsize for shape, dtype in members.values())
+    if not path.is_file() or path.stat().st_size > limit + _MEMBER_SLACK:
+        raise _NotTheDecodedArrays(path)
+    arrays = {}
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        if sorted(info.filename for info in infos) != sorted(f"{name}.npy" for name in members):
+            raise _NotTheDecodedArrays("other members")
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x01:
+                raise _NotTheDecodedArrays("compressed or encrypted")
+            name = info.filename.removesuffix(".npy")
+            with archive.open(info) as stream:
+                arrays[name] = _read_member(stream, *members[name])
+    images, labels = arrays["images"], arrays["labels"]
+    key = decoded_key()
+    if str(arrays["key"]) != key or str(arrays["sha256"]) != arrays_digest(images, labels, key):
+        raise _NotTheDecodedArrays("another key, or arrays changed since written")
+    if not np.array_equal(labels, expected_labels()):
+        raise _NotTheDecodedArrays("labels")
+    if not (np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
+        raise _NotTheDecodedArrays("values outside [0, 1]")
     return images, labels
 
 
+def _read_member(stream: IO[bytes], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """One .npy member whose header must announce exactly ``shape`` and ``dtype``."""
+    version = npy_format.read_magic(stream)
+    if version == (1, 0):
+        header = npy_format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        header = npy_format.read_array_header_2_0(stream)
+    else:
+        raise _NotTheDecodedArrays(f"npy version {version}")
+    if header != (shape, False, dtype):
+        raise _NotTheDecodedArrays(f"header {header}")
+    size = math.prod(shape) * dtype.itemsize
+    data = stream.read(size + 1)
+    if len(data) != size:
+        raise _NotTheDecodedArrays("truncated or too long")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
 def save_decoded(images: np.ndarray, labels: np.ndarray) -> None:
-    """Write the decoded arrays atomically: a reader never sees half a file."""
+    """Write the decoded arrays atomically, with their key and digest."""
+    key = decoded_key()
     try:
         with atomic_write(decoded_path()) as file:
-            np.savez(file, images=images, labels=labels)
+            np.savez(
+                file,
+                images=images,
+                labels=labels,
+                key=np.array(key),
+                sha256=np.array(arrays_digest(images, labels, key)),
+            )
     except OSError:
         pass  # the cache only saves time: a read-only or full disk must not stop the work

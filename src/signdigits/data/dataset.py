@@ -85,8 +85,9 @@ def find_source(
 def verify_source(source: DataSource) -> int:
     """Check an archive or folder against the manifest; return the number of images checked.
 
-    The Kaggle arrays have no per-image files to check; their shapes and labels are
-    validated when they are read.
+    The Kaggle arrays have no per-image files to check against the manifest; they are
+    checked for what is known of the dataset when they are read (see
+    ``read_kaggle_arrays``).
     """
     if source.kind == "kaggle":
         return len(read_kaggle_arrays(source)[1])
@@ -95,14 +96,39 @@ def verify_source(source: DataSource) -> int:
     return len(images)
 
 
+SPOT_CHECKS = 8
+"""Images decoded again on each load from the cache, to compare with the cached rows."""
+
+
+def _decoding_order(files: dict[str, bytes]) -> list[str]:
+    return sorted(files, key=lambda name: (int(name.split("/")[0]), name))
+
+
+def _decode_one(files: dict[str, bytes], name: str) -> np.ndarray:
+    return preprocess_image(open_image(files[name], name=f"Dataset/{name}"))
+
+
 def _decode(files: dict[str, bytes], show_progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    names = sorted(files, key=lambda name: (int(name.split("/")[0]), name))
+    names = _decoding_order(files)
     images = np.empty((len(names), 64, 64), dtype=np.float32)
     decoding = track(names, "Decoding images", total=len(names), show=show_progress)
     for i, name in enumerate(decoding):
-        images[i] = preprocess_image(open_image(files[name], name=f"Dataset/{name}"))
+        images[i] = _decode_one(files, name)
     labels = np.array([int(name.split("/")[0]) for name in names], dtype=np.int64)
     return images, labels
+
+
+def _agrees_with_files(images: np.ndarray, files: dict[str, bytes]) -> bool:
+    """Whether a few of the cached images, spread over the dataset, decode the same again.
+
+    The cache's digest proves that it was not damaged since it was written; this proves
+    that what was written was decoded from these photos by this preprocessing.
+    """
+    names = _decoding_order(files)
+    if len(names) != len(images):
+        return False
+    spread = np.linspace(0, len(names) - 1, SPOT_CHECKS).round().astype(int)
+    return all(np.array_equal(images[i], _decode_one(files, names[i])) for i in spread)
 
 
 def load_dataset(
@@ -111,7 +137,10 @@ def load_dataset(
     """Find, verify and load the whole dataset (2,062 images).
 
     Decoded images are cached, so only the first load of an archive or folder
-    decodes the photos; each load still checks them against the manifest.
+    decodes the photos; each load still checks them against the manifest. The cache
+    is used only when it proves to be this decoding (see ``signdigits.data.cache``) and
+    ``SPOT_CHECKS`` of its images, spread over the dataset, decode the same again;
+    otherwise the photos are decoded afresh, silently.
     """
     source = find_source(data, download=download, show_progress=show_progress)
     if source.kind == "kaggle":
@@ -121,6 +150,8 @@ def load_dataset(
     files = read_image_files(source)
     verify_images(files, where=str(source.path))
     decoded = load_decoded()
+    if decoded is not None and not _agrees_with_files(decoded[0], files):
+        decoded = None
     if decoded is None:
         decoded = _decode(files, show_progress)
         save_decoded(*decoded)

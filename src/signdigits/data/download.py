@@ -37,15 +37,16 @@ def fetch_archive(url: str | None = None, show_progress: bool = True) -> Path:
 
     url = url or data_url()
     target = cached_archive()
-    try:
+    try:  # a cache folder that cannot be created or is read-only fails here, in one line
         target.parent.mkdir(parents=True, exist_ok=True)
+        download_dir = tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-")
     except OSError as error:
         raise DataError(
-            f"cannot create the cache folder {target.parent} ({error}); "
+            f"cannot write to the cache folder {target.parent} ({error.strerror or error}); "
             "set SIGNDIGITS_CACHE to a writable folder"
         ) from None
     pooch.get_logger().setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
+    with download_dir as tmp:
         try:
             with download_bar("Downloading the dataset", show=show_progress) as bar:
                 downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 16, timeout=60)
@@ -65,12 +66,7 @@ def fetch_archive(url: str | None = None, show_progress: bool = True) -> Path:
             ) from None
         hint = "nothing was kept in the cache; try again, or check SIGNDIGITS_DATA_URL"
         downloaded = DataSource("archive", Path(path), "download")
-        try:
-            images = read_image_files(downloaded)
-        except DataError:
-            raise DataError(
-                f"the file downloaded from {url} is not a zip archive; {hint}"
-            ) from None
+        images = read_image_files(downloaded, where=f"downloaded from {url}", hint=hint)
         verify_images(images, where=url, hint=hint)
         os.replace(path, target)
     return target

@@ -35,9 +35,23 @@ def load_manifest() -> dict[str, str]:
 
 
 @cache
+def digit_counts() -> tuple[int, ...]:
+    """How many images of each digit, 0 to 9, the dataset has (205, 206, … 204)."""
+    counts = [0] * 10
+    for name in load_manifest():
+        counts[int(name.split("/", 1)[0])] += 1
+    return tuple(counts)
+
+
+@cache
 def manifest_digest() -> str:
     """SHA-256 of the manifest itself: identifies this version of the dataset."""
     return hashlib.sha256(MANIFEST_PATH.read_bytes()).hexdigest()
+
+
+def shown_name(name: str) -> str:
+    """A file's name for a one-line message: unprintable characters (newlines) escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in name)
 
 
 def verify_images(images: Mapping[str, bytes], where: str, hint: str = REDOWNLOAD_HINT) -> None:
@@ -57,8 +71,8 @@ def verify_images(images: Mapping[str, bytes], where: str, hint: str = REDOWNLOA
     if extra:
         more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
         raise DataError(
-            f"the dataset at {where} has image Dataset/{extra[0]}{more} that is not part of "
-            f"the dataset; remove it, or {hint}"
+            f"the dataset at {where} has image Dataset/{shown_name(extra[0])}{more} that is "
+            f"not part of the dataset; remove it, or {hint}"
         )
     for name in sorted(images):
         if hashlib.sha256(images[name]).hexdigest() != manifest[name]:

@@ -3,27 +3,99 @@
 The archive and the folder hold the original photos as ``Dataset/<digit>/*.JPG``,
 under a single top folder or none. The Kaggle pair is ``X.npy`` (2062, 64, 64),
 already preprocessed, and ``Y.npy`` (2062, 10), one-hot with scrambled columns.
+
+Everything read here may be damaged or hostile, so nothing is read before its size
+is known to be sane. An image file is refused when the zip directory (or the file
+system) says it is far larger than any photo of the dataset, and it is read through
+a bounded stream in any case, because a zip directory can lie. An archive is opened
+in one place only, ``_read_archive``, whatever its origin (``--data``,
+``SIGNDIGITS_DATA``, the cache or a download), and refuses what ``zipfile`` cannot
+read safely: encryption, unknown compression methods, duplicate entry names, names
+that are not the UTF-8 they claim. An ``.npy`` header is parsed and checked before
+its array is read. Every problem is one ``DataError`` naming the file and what to do.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
+from numpy.lib import format as npy_format
 
+from signdigits.data.manifest import REDOWNLOAD_HINT, digit_counts, shown_name
 from signdigits.errors import DataError
+
+try:
+    import lzma
+except ImportError:  # a Python built without liblzma
+    lzma = None  # type: ignore[assignment]
 
 SourceKind = Literal["archive", "folder", "kaggle"]
 
 KAGGLE_COLUMN_DIGITS = (9, 0, 7, 6, 1, 8, 4, 3, 2, 5)
 """Column i of the Kaggle ``Y.npy`` is the sign for digit ``KAGGLE_COLUMN_DIGITS[i]``."""
 
-_IMAGE_PATH = re.compile(r"^Dataset/([0-9])/([^/]+)$")
+LARGEST_PHOTO_BYTES = 1_578_672
+"""The size of the dataset's largest photo, ``Dataset/7/IMG_5978.JPG``."""
+
+MAX_IMAGE_BYTES = 8 * 1024 * 1024
+"""The largest image file read, five times the largest photo: beyond it, not the dataset."""
+
+MAX_IMAGES_BYTES = 128 * 1024 * 1024
+"""The most bytes read for all images together (the dataset's photos come to 24 MB)."""
+
+_ZIP_CHUNK = 64 * 1024
+"""Bytes read from a zip entry at a time; ``zipfile`` inflates deflate by at most that."""
+
+_LZMA_CHUNK = 4096
+"""Bytes read from an LZMA entry at a time. ``zipfile`` inflates LZMA without an output
+bound, so each read must be small: 4 KiB of LZMA inflates to at most ~30 MB."""
+
+_ENCRYPTED = 0x01 | 0x40  # the zip flag bits of traditional and of strong encryption
+_PATCHED = 0x20  # "compressed patched data", which zipfile cannot read
+
+_METHOD_NAMES = {
+    zipfile.ZIP_STORED: "no compression",
+    zipfile.ZIP_DEFLATED: "deflate",
+    9: "deflate64",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "LZMA",
+    93: "Zstandard",
+    95: "XZ",
+    98: "PPMd",
+    99: "AES encryption",
+}
+
+_READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED} | (
+    {zipfile.ZIP_LZMA} if lzma is not None else set()
+)
+"""Compression methods read. Not bzip2: ``zipfile`` inflates a bzip2 read without any
+output bound, and 200 bytes of bzip2 inflate to 256 MiB, so a lying directory could
+not be caught before the memory is gone. The dataset's archive uses deflate."""
+
+_ZIP_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    struct.error,
+    EOFError,
+    OSError,
+    ValueError,  # UnicodeDecodeError among them
+    NotImplementedError,  # a zip version or feature zipfile does not know
+    RuntimeError,  # encryption, or a decompressor this Python lacks
+) + ((lzma.LZMAError,) if lzma is not None else ())
+"""What ``zipfile`` raises on a damaged or unusual archive."""
+
+_IMAGE_PATH = re.compile(r"Dataset/([0-9])/([^/]+)")  # used with fullmatch
 
 
 @dataclass(frozen=True)
@@ -79,50 +151,187 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("__MACOSX")
 
 
-def read_image_files(source: DataSource) -> dict[str, bytes]:
+def _reason(error: BaseException) -> str:
+    """An exception as a short phrase: its message, or its type when it has none."""
+    return str(error) or type(error).__name__
+
+
+def _too_large(size: int, zipped: bool) -> str:
+    return (
+        f"is {size:,} bytes, far more than any photo of the dataset (the largest is "
+        f"{LARGEST_PHOTO_BYTES:,} bytes): this is not the dataset"
+        + (" (perhaps a zip bomb)" if zipped else "")
+    )
+
+
+def read_image_files(
+    source: DataSource, where: str | None = None, hint: str = REDOWNLOAD_HINT
+) -> dict[str, bytes]:
     """The bytes of every file in the source's ``Dataset/<digit>/`` folders.
 
-    Keys are the paths inside ``Dataset/``, such as ``0/IMG_1118.JPG``.
+    Keys are the paths inside ``Dataset/``, such as ``0/IMG_1118.JPG``. ``where`` names
+    the source in messages (its path by default) and ``hint`` says what to do.
     """
+    where = where or str(source.path)
     if source.kind == "archive":
-        return _read_archive(source.path)
+        return _read_archive(source.path, where, hint)
     if source.kind == "folder":
-        folder = _dataset_folder(source.path)
-        assert folder is not None  # identify_source checked it
-        return {
-            f"{digit_dir.name}/{file.name}": file.read_bytes()
-            for digit_dir in sorted(folder.iterdir())
-            if digit_dir.is_dir() and re.fullmatch("[0-9]", digit_dir.name)
-            for file in sorted(digit_dir.iterdir())
-            if file.is_file() and not _is_hidden(file.name)
-        }
+        return _read_folder(source.path, hint)
     raise ValueError(f"a {source.kind} source has no image files")
 
 
-def _read_archive(path: Path) -> dict[str, bytes]:
+def _read_folder(root: Path, hint: str) -> dict[str, bytes]:
+    folder = _dataset_folder(root)
+    assert folder is not None  # identify_source checked it
+    files, total = {}, 0
+    reading = folder  # what is being read, for the message if it fails
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = [name for name in archive.namelist() if not _is_hidden(name)]
-            tops = {name.split("/", 1)[0] for name in names}
-            prefix = ""
-            if "Dataset" not in tops:
-                if len(tops) != 1:
+        for digit_dir in sorted(folder.iterdir()):
+            if not (digit_dir.is_dir() and re.fullmatch("[0-9]", digit_dir.name)):
+                continue
+            reading = digit_dir
+            for file in sorted(digit_dir.iterdir()):
+                if not file.is_file() or _is_hidden(file.name):
+                    continue
+                reading = file
+                size = file.stat().st_size
+                if size <= MAX_IMAGE_BYTES:
+                    with file.open("rb") as stream:
+                        data = stream.read(MAX_IMAGE_BYTES + 1)  # the size can change meanwhile
+                    size = len(data)
+                if size > MAX_IMAGE_BYTES:
                     raise DataError(
-                        f"the archive {path} has no Dataset/ folder (nor a single top folder "
-                        "holding one); download the dataset's archive again"
+                        f"the image file {file} {_too_large(size, zipped=False)}; {hint}"
                     )
-                prefix = tops.pop() + "/"
-            files = {}
-            for name in names:
-                match = _IMAGE_PATH.match(name.removeprefix(prefix))
-                if match and not _is_hidden(match[2]):
-                    files[f"{match[1]}/{match[2]}"] = archive.read(name)
-            return files
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
-        raise DataError(
-            f"the archive {path} is corrupt ({error}); download it again with "
-            "`signdigits data fetch` or point SIGNDIGITS_DATA at a good copy"
+                total += size
+                if total > MAX_IMAGES_BYTES:
+                    raise DataError(
+                        f"the images in {folder} come to more than {MAX_IMAGES_BYTES:,} bytes, "
+                        f"far more than the dataset's 24 MB: this is not the dataset; {hint}"
+                    )
+                files[f"{digit_dir.name}/{file.name}"] = data
+    except OSError as error:
+        raise DataError(f"cannot read {reading} ({_reason(error)}); {hint}") from None
+    return files
+
+
+def _read_archive(path: Path, where: str, hint: str) -> dict[str, bytes]:
+    """The images of a zip archive: the one place where archives are opened."""
+
+    def refuse(problem: str) -> DataError:
+        return DataError(f"the archive {where} {problem}; {hint}")
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except UnicodeDecodeError as error:
+        raw = error.object if isinstance(error.object, bytes) else b""
+        name = shown_name(raw.decode("utf-8", "backslashreplace"))
+        raise refuse(
+            f"has an entry whose name ({name}) is marked UTF-8 but is not; it is damaged"
         ) from None
+    except NotImplementedError as error:  # such as "zip file version 9.9"
+        raise refuse(f"uses a zip feature that cannot be read ({_reason(error)})") from None
+    except _ZIP_ERRORS as error:
+        raise refuse(f"cannot be read as a zip archive ({_reason(error)})") from None
+    with archive:
+        entries = _image_entries(archive, refuse)
+        files = {}
+        for key, info in entries.items():
+            try:
+                with archive.open(info) as stream:
+                    lzma_entry = info.compress_type == zipfile.ZIP_LZMA
+                    chunk = _LZMA_CHUNK if lzma_entry else _ZIP_CHUNK
+                    data = _read_bounded(stream, MAX_IMAGE_BYTES, chunk)
+            except _ZIP_ERRORS as error:
+                name, reason = shown_name(info.filename), _reason(error)
+                raise refuse(f"is damaged: its entry {name} cannot be read ({reason})") from None
+            if data is None:  # the directory said it was small
+                raise refuse(
+                    f"has an entry {shown_name(info.filename)} that inflates to more than "
+                    f"{MAX_IMAGE_BYTES:,} bytes though its directory says {info.file_size:,}: "
+                    "this is not the dataset (perhaps a zip bomb)"
+                )
+            files[key] = data
+    return files
+
+
+def _image_entries(
+    archive: zipfile.ZipFile, refuse: Callable[[str], DataError]
+) -> dict[str, zipfile.ZipInfo]:
+    """The archive's image entries by path inside ``Dataset/``, each checked before reading."""
+    seen: set[str] = set()
+    for info in archive.infolist():
+        if info.filename in seen:
+            raise refuse(
+                f"has two entries named {shown_name(info.filename)} (only the last would be read); "
+                "it is damaged or was altered"
+            )
+        seen.add(info.filename)
+    names = [name for name in seen if not _is_hidden(name)]
+    tops = {name.split("/", 1)[0] for name in names}
+    prefix = ""
+    if "Dataset" not in tops:
+        if len(tops) != 1:
+            raise refuse("has no Dataset/ folder (nor a single top folder holding one)")
+        prefix = tops.pop() + "/"
+    entries, total = {}, 0
+    for info in archive.infolist():
+        match = _IMAGE_PATH.fullmatch(info.filename.removeprefix(prefix))
+        if _is_hidden(info.filename) or not match or _is_hidden(match[2]):
+            continue
+        problem = _entry_problem(info)
+        if problem:
+            raise refuse(f"has an entry {shown_name(info.filename)} that {problem}")
+        total += info.file_size
+        if total > MAX_IMAGES_BYTES:
+            raise refuse(
+                f"holds more than {MAX_IMAGES_BYTES:,} bytes of images, far more than the "
+                "dataset's 24 MB: this is not the dataset"
+            )
+        entries[f"{match[1]}/{match[2]}"] = info
+    return entries
+
+
+def _entry_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why an image entry cannot be read safely, judged from the zip directory alone."""
+    if info.flag_bits & _ENCRYPTED:
+        return "is encrypted (the dataset's archive has no password)"
+    if info.flag_bits & _PATCHED:
+        return "holds patched data, a zip feature that cannot be read"
+    if info.compress_type not in _READABLE_METHODS:
+        method = _METHOD_NAMES.get(info.compress_type, "an unknown method")
+        return (
+            f"uses {method} (compression method {info.compress_type}), which signdigits "
+            "does not read (the dataset's archive uses deflate)"
+        )
+    if info.file_size > MAX_IMAGE_BYTES:
+        return _too_large(info.file_size, zipped=True)
+    return None
+
+
+def _read_bounded(stream: IO[bytes], limit: int, chunk_size: int) -> bytes | None:
+    """All of ``stream`` in small reads, or ``None`` as soon as it exceeds ``limit`` bytes."""
+    chunks, size = [], 0
+    while chunk := stream.read(chunk_size):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- The Kaggle pair ------------------------------------------------------------------------
+
+KAGGLE_HINT = (
+    "download X.npy and Y.npy again from Kaggle's Sign Language Digits Dataset, or use "
+    "the original photos: `signdigits data fetch`"
+)
+
+PHOTO_ROUGHNESS_LIMIT = 0.15
+"""The most an image's neighbouring pixels may differ on average (left to right).
+
+The dataset's photos, preprocessed, differ by 0.038 on average and 0.060 at most;
+uniform noise differs by 1/3. Beyond the limit, an image is not a photo."""
 
 
 def read_kaggle_arrays(source: DataSource) -> tuple[np.ndarray, np.ndarray]:
@@ -130,35 +339,96 @@ def read_kaggle_arrays(source: DataSource) -> tuple[np.ndarray, np.ndarray]:
 
     ``Y.npy`` is one-hot, but its columns are scrambled: column ``i`` is the digit
     ``KAGGLE_COLUMN_DIGITS[i]``. The labels returned are the true digits.
+
+    The headers are checked before any array is read (shape, dtype and file size), so
+    that a header announcing petabytes, or a file that is not an ``.npy``, is refused
+    without allocating. Then the arrays are checked against what is known of the
+    dataset: 2,062 images, per-digit counts of the manifest once unscrambled, values
+    in [0, 1], and images smooth like photos rather than noise. Their pixels cannot
+    be checked against the manifest, which covers the photos' files.
     """
     x_path, y_path = source.path / "X.npy", source.path / "Y.npy"
-    try:
-        x = np.load(x_path, allow_pickle=False)
-        y = np.load(y_path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise DataError(
-            f"cannot read the Kaggle arrays in {source.path} ({error}); "
-            "download X.npy and Y.npy again"
-        ) from None
-    if x.ndim != 3 or x.shape[1:] != (64, 64) or not np.issubdtype(x.dtype, np.floating):
-        raise DataError(
-            f"{x_path} holds a {x.dtype} array of shape {x.shape}; expected floats of "
-            "shape (N, 64, 64), as in the Kaggle Sign Language Digits X.npy"
-        )
-    if y.shape != (x.shape[0], 10):
-        raise DataError(
-            f"{y_path} has shape {y.shape}; expected ({x.shape[0]}, 10), one one-hot row "
-            "per image of X.npy"
-        )
+    expected_counts = digit_counts()
+    n_images = sum(expected_counts)
+
+    def check_x(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if len(shape) != 3 or shape[1:] != (64, 64) or dtype.kind != "f":
+            raise DataError(
+                f"{x_path} holds an array of {dtype} of shape {shape}; expected floats of "
+                f"shape ({n_images}, 64, 64), as in the Kaggle Sign Language Digits X.npy; "
+                f"{KAGGLE_HINT}"
+            )
+        if shape[0] != n_images:
+            raise DataError(
+                f"{x_path} holds {shape[0]:,} images; the dataset has {n_images:,}; {KAGGLE_HINT}"
+            )
+
+    x = _read_npy(x_path, check_x)
+
+    def check_y(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if shape != (len(x), 10) or dtype.kind not in "fiub":
+            raise DataError(
+                f"{y_path} holds an array of {dtype} of shape {shape}; expected numbers of shape "
+                f"({len(x)}, 10), one one-hot row per image of X.npy; {KAGGLE_HINT}"
+            )
+
+    y = _read_npy(y_path, check_y)
     if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
         raise DataError(
-            f"{y_path} is not one-hot: each row must hold a single 1 and nine 0s; "
-            "download the Kaggle Y.npy again"
+            f"{y_path} is not one-hot: each row must hold a single 1 and nine 0s; {KAGGLE_HINT}"
         )
+    digits = np.asarray(KAGGLE_COLUMN_DIGITS, dtype=np.int64)[y.argmax(axis=1)]
+    counts = tuple(np.bincount(digits, minlength=10).tolist())
+    if counts != expected_counts:
+        raise DataError(
+            f"{y_path} has {' '.join(map(str, counts))} images of the digits 0 to 9 (its "
+            f"columns mapped to digits); the dataset has {' '.join(map(str, expected_counts))}; "
+            f"{KAGGLE_HINT}"
+        )
+    x = x.astype(np.float32)
     if not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
         raise DataError(
             f"{x_path} has values outside [0, 1]; expected the Kaggle X.npy, "
-            "scaled to [0, 1]; download it again"
+            f"scaled to [0, 1]; {KAGGLE_HINT}"
         )
-    digits = np.asarray(KAGGLE_COLUMN_DIGITS)[y.argmax(axis=1)]
-    return x.astype(np.float32), digits.astype(np.int64)
+    roughness = np.abs(np.diff(x, axis=2)).mean(axis=(1, 2))
+    worst = int(roughness.argmax())
+    if roughness[worst] > PHOTO_ROUGHNESS_LIMIT:
+        raise DataError(
+            f"image {worst} of {x_path} is not a photo: its neighbouring pixels differ by "
+            f"{roughness[worst]:.2f} on average (noise?), the dataset's by 0.06 at most; "
+            f"{KAGGLE_HINT}"
+        )
+    return x, digits
+
+
+def _read_npy(path: Path, check: Callable[[tuple[int, ...], np.dtype], None]) -> np.ndarray:
+    """Read an ``.npy`` file whose header passes ``check``; never unpickles.
+
+    ``check(shape, dtype)`` raises ``DataError`` for a header it refuses, before any
+    memory is allocated for the array; the file's size must match the header.
+    """
+    try:
+        with path.open("rb") as file:
+            version = npy_format.read_magic(file)
+            if version == (1, 0):
+                shape, fortran_order, dtype = npy_format.read_array_header_1_0(file)
+            elif version == (2, 0):
+                shape, fortran_order, dtype = npy_format.read_array_header_2_0(file)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+            check(shape, dtype)
+            count = math.prod(shape)
+            expected = file.tell() + count * dtype.itemsize
+            size = os.fstat(file.fileno()).st_size
+            if size != expected:
+                raise DataError(
+                    f"{path} is {size:,} bytes, but its header announces {expected:,} (a "
+                    f"{dtype} array of shape {shape}): it is truncated or damaged; {KAGGLE_HINT}"
+                )
+            array = np.fromfile(file, dtype=dtype, count=count)
+    except (ValueError, OSError, EOFError) as error:
+        raise DataError(
+            f"{path} is not a readable .npy file ({_reason(error)}); {KAGGLE_HINT}"
+        ) from None
+    return array.reshape(shape, order="F" if fortran_order else "C")
