@@ -7,19 +7,103 @@ process of its own is the smoke test of the real command with Graphviz.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+from collections import Counter
 
 import numpy as np
 import pytest
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
+from signdigits import tutorial
 from signdigits.autograd import Tensor
 from signdigits.errors import InvalidArgumentError
-from signdigits.graph import GraphvizMissingError, hypot_example, render, to_dot
+from signdigits.graph import (
+    KINDS,
+    OPERATION_FILL,
+    GraphvizMissingError,
+    hypot_example,
+    logistic_example,
+    render,
+    to_dot,
+    two_layer_example,
+)
 from tests.reference import torch_cost_and_gradients
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+TITLES = {
+    "hypot": "c = √(a² + b²)",
+    "logistic": "Logistic regression, first iteration (348 training images)",
+    "two-layer": "Two-layer network: 3 tanh units, then a sigmoid unit",
+}
+"""The titles `signdigits graph` gives each example."""
+
+NAMES = {
+    "hypot": {"a", "b", "a²", "b²", "a² + b²", "c"},
+    "logistic": {"w", "wᵀ", "x", "wᵀx", "b", "z", "ŷ = σ(z)", "y", "log(1 + eᶻ)", "y·z", "loss"}
+    | {"cost"},
+    "two-layer": {"W1", "x", "W1·x", "b1", "Z1", "A1", "W2", "W2·A1", "b2", "Z2", "ŷ = σ(Z2)"}
+    | {"y", "cost"},
+}
+"""The name of every value each example draws: nothing is left to show only its shape."""
+
+README_WIDTH = 1200
+"""The widest picture a README shows at 100 % zoom without shrinking its text."""
+
+
+def training_like_data(m: int = 348, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """x (4096, m) in [0, 1] and y (1, m) of 0 and 1: the tutorial's shapes, made up."""
+    rng = np.random.default_rng(seed)
+    return rng.random((4096, m)), rng.integers(0, 2, (1, m)).astype(np.float64)
+
+
+def examples() -> dict[str, tuple[Tensor, ...]]:
+    """Each example's outputs, as `signdigits graph` draws them, on made-up data."""
+    x, y = training_like_data()
+    return {
+        "hypot": (hypot_example(),),
+        "logistic": logistic_example(x, y),
+        "two-layer": two_layer_example(x, y, np.random.default_rng(42)),
+    }
+
+
+_STATEMENT = re.compile(r"^\t+(\w+) \[(.*?)\]$", re.M | re.S)
+_ATTRIBUTE = re.compile(r'(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^\s"]+))')
+
+
+def dot_nodes(dot: str) -> dict[str, dict[str, str]]:
+    """Every node statement of DOT text: its id and its attributes (``\\l`` as a newline)."""
+    nodes = {}
+    for node, attributes in _STATEMENT.findall(dot):
+        if node in ("graph", "node", "edge"):
+            continue
+        nodes[node] = {
+            key: (quoted or bare).replace("\\l", "\n").strip()
+            for key, quoted, bare in _ATTRIBUTE.findall(attributes)
+        }
+    return nodes
+
+
+def drawn_edges(dot: str) -> list[tuple[str, str]]:
+    """The visible arrows of DOT text (the legend's invisible ones left out)."""
+    return re.findall(r"^\t+(\w+) -> (\w+)$", dot, re.M)
+
+
+def values(outputs: tuple[Tensor, ...]) -> list[Tensor]:
+    """Every value of the graph of ``outputs``, once."""
+    from signdigits.autograd.tensor import topological_order
+
+    seen: dict[int, Tensor] = {}
+    for output in outputs:
+        for tensor in topological_order(output):
+            seen.setdefault(id(tensor), tensor)
+    return list(seen.values())
+
+
+def operations(outputs: tuple[Tensor, ...]) -> Counter[str]:
+    return Counter(t.creator.name for t in values(outputs) if t.creator is not None)
 
 
 @pytest.fixture
@@ -42,14 +126,15 @@ def test_hypot_graph_has_values_gradients_and_operations():
     assert dot.count("label=pow") == 2
     assert "label=add" in dot and "label=sqrt" in dot
     # a → pow → a², b → pow → b², a² → add, b² → add → a² + b² → sqrt → c: 9 edges.
-    assert dot.count("->") == 9
+    assert len(drawn_edges(dot)) == 9
 
 
 def test_shared_value_is_drawn_once():
     x = Tensor(2.0, requires_grad=True, name="x")
     y = x * x + x
     dot = to_dot(y)
-    assert dot.count("shape=box") == 3  # x, x·x and y: x is drawn once though used thrice
+    drawn = [n for n, a in dot_nodes(dot).items() if not n.startswith("legend_")]
+    assert sum(n.startswith("v") for n in drawn) == 3  # x, x·x and y: x is drawn once
     assert dot.count("label=mul") == 1 and dot.count("label=add") == 1
     # x feeds mul twice and add once: one arrow for each use.
     x_node = f"v{id(x)}"
@@ -121,18 +206,39 @@ def test_cli_draws_the_logistic_graph_with_the_reference_cost_and_gradient(
 
     assert "<svg" in svg and "4096×348" in svg
     assert f"value {cost:.4g}</text>" in svg  # 6.233, the tutorial's first cost
+    assert f"value {cost:.4g}" == "value 6.233"
     assert f"grad {bias_gradient:.4g}</text>" in svg
+    # The stable form the tutorial computes, log(1 + eᶻ) − y·z, not log ŷ and log(1 − ŷ).
+    assert ">softplus</text>" in svg and ">log</text>" not in svg
 
 
 def test_cli_draws_the_two_layer_graph(tmp_path, graphviz_dot, dataset, dataset_source, invoke_cli):
-    """3 tanh units over the 4,096 pixels of the 348 training images, then a sigmoid unit."""
+    """3 tanh units over the 4,096 pixels of the 348 training images, then a sigmoid unit:
+    the title says so, and the sigmoid node is drawn."""
     out = tmp_path / "two-layer.svg"
     data = {"SIGNDIGITS_DATA": str(dataset_source.path)}
     result = invoke_cli("graph", "--example", "two-layer", "--out", out, "--quiet", env=data)
     assert result.returncode == 0, result.stderr
     svg = out.read_text()
-    for text in ("W1", "3×4096", "4096×348", "tanh", "W2", "1×3", "cost"):
+    assert "then a sigmoid unit" in svg
+    for text in ("W1", "3×4096", "4096×348", "tanh", "W2", "1×3", "sigmoid", "ŷ = σ(Z2)", "cost"):
         assert f">{text}</text>" in svg
+
+
+@pytest.mark.parametrize("example", ["hypot", "logistic", "two-layer"])
+def test_cli_pictures_fit_a_readme_at_full_size(
+    example, tmp_path, graphviz_dot, dataset_source, invoke_cli
+):
+    """Top to bottom, no wider than a README shows unshrunk, and neither a strip nor a
+    tower (they were 2,684 × 240 and 1,929 × 240 pixels, unreadable once shrunk)."""
+    out = tmp_path / f"{example}.png"
+    data = {"SIGNDIGITS_DATA": str(dataset_source.path)}
+    result = invoke_cli("graph", "--example", example, "--out", out, "--quiet", env=data)
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as image:
+        width, height = image.size
+    assert 300 <= width <= README_WIDTH
+    assert 0.5 <= width / height <= 2.0, (width, height)
 
 
 def test_cli_without_graphviz_exits_2_with_one_line(tmp_path, invoke_cli):
@@ -150,3 +256,142 @@ def test_cli_bad_graph_arguments_exit_2(args, says, tmp_path, invoke_cli):
     result = invoke_cli("graph", *(arg.format(tmp=tmp_path) for arg in args))
     assert says in result.error_line()
     assert not (tmp_path / "graph.gif").exists()
+
+
+# Layout, legend and names, on made-up data of the tutorial's shapes ----------------------
+
+
+@pytest.mark.parametrize("example", ["hypot", "logistic", "two-layer"])
+def test_graphs_are_drawn_top_to_bottom_at_a_readable_size(example, tmp_path, graphviz_dot):
+    outputs = examples()[example]
+    assert "rankdir=TB" in to_dot(outputs, TITLES[example])
+    with Image.open(render(outputs, tmp_path / "graph.png", TITLES[example])) as image:
+        width, height = image.size
+    assert width <= README_WIDTH
+    assert 0.5 <= width / height <= 2.0, (width, height)
+
+
+@pytest.mark.parametrize("example", ["hypot", "logistic", "two-layer"])
+def test_a_legend_names_every_colour_drawn(example):
+    outputs = examples()[example]
+    dot = to_dot(outputs, TITLES[example])
+    assert "subgraph cluster_legend {" in dot
+    nodes = dot_nodes(dot)
+    legend = {node: a for node, a in nodes.items() if node.startswith("legend_")}
+    drawn = {node: a for node, a in nodes.items() if not node.startswith("legend_")}
+    legend_colours = {a["fillcolor"]: a["label"] for a in legend.values() if "fillcolor" in a}
+    for attributes in drawn.values():
+        assert attributes["fillcolor"] in legend_colours, attributes
+    assert legend_colours[OPERATION_FILL] == "operation"
+    assert legend_colours[KINDS["parameter"][0]] == "parameter (learned)"
+    assert legend_colours[KINDS["output"][0]] == "output"
+    if example != "hypot":  # the images and labels
+        assert legend_colours[KINDS["constant"][0]] == "input or constant"
+    output_name = outputs[0].name
+    assert f"grad: ∂{output_name}/∂(that value)" in legend["legend_notes"]["label"]
+    # The legend's entries are stacked by invisible arrows only: none is drawn.
+    assert all(not node.startswith("legend_") for edge in drawn_edges(dot) for node in edge)
+
+
+@pytest.mark.parametrize("example", ["hypot", "logistic", "two-layer"])
+def test_every_value_drawn_has_a_name(example):
+    outputs = examples()[example]
+    assert {t.name for t in values(outputs)} == NAMES[example]
+    nodes = dot_nodes(to_dot(outputs))
+    for tensor in values(outputs):
+        assert nodes[f"v{id(tensor)}"]["label"].split("\n")[0] == tensor.name
+
+
+def test_an_unnamed_value_is_named_by_how_it_was_computed():
+    """The old logistic graph had a box that said only "1×348": an unnamed value is now
+    named after its operation and inputs, and an unnamed constant by its value."""
+    y_head = Tensor(np.full((1, 348), 0.5), requires_grad=True, name="ŷ")
+    labels = {
+        a["label"]
+        for node, a in dot_nodes(to_dot((1 - y_head).log().mean())).items()
+        if node.startswith("v")
+    }
+    assert {"1", "ŷ\n1×348", "sub(1, ŷ)\n1×348", "log(sub(1, ŷ))\n1×348"} <= labels
+    assert "mean(log(…))\nvalue -0.6931" in labels  # two levels deep, then …
+    w = Tensor(np.ones(3), requires_grad=True)
+    assert {a["label"] for a in dot_nodes(to_dot(w * np.ones(3))).values()} >= {
+        "parameter\n3",
+        "constant\n3",
+        "mul(parameter, constant)\n3",
+    }
+
+
+def test_several_outputs_are_drawn_in_one_picture_in_the_output_colour():
+    a = Tensor(2.0, requires_grad=True, name="a")
+    square, double = a * a, a * 2.0
+    square.name, double.name = "a²", "2a"
+    nodes = dot_nodes(to_dot([square, double]))
+    fills = {a["label"].split("\n")[0]: a["fillcolor"] for n, a in nodes.items() if n[0] == "v"}
+    assert fills["a²"] == fills["2a"] == KINDS["output"][0]
+    assert fills["a"] == KINDS["parameter"][0]
+
+
+@pytest.mark.parametrize("bad", [[], [1.0], "cost", np.zeros(3)])
+def test_to_dot_refuses_what_is_not_tensors(bad):
+    with pytest.raises(InvalidArgumentError, match="Tensor"):
+        to_dot(bad)
+
+
+# What the examples compute ---------------------------------------------------------------
+
+
+def test_logistic_graph_computes_the_cost_as_the_tutorial_does():
+    """cost = mean(log(1 + eᶻ) − y·z), the tutorial's stable form: the same cost and
+    gradients as ``forward_backward_propagation``, and no log of ŷ anywhere."""
+    x, y = training_like_data()
+    cost, y_head = logistic_example(x, y)
+    w = np.full((4096, 1), 0.01)
+    expected_cost, gradients = tutorial.forward_backward_propagation(w, 0.0, x, y)
+    assert cost.item() == pytest.approx(expected_cost, rel=1e-12)
+    parameters = {t.name: t for t in values((cost,)) if t.creator is None}
+    np.testing.assert_allclose(parameters["w"].grad, gradients["derivative_weight"], rtol=1e-10)
+    assert float(parameters["b"].grad) == pytest.approx(gradients["derivative_bias"], rel=1e-10)
+    np.testing.assert_allclose(y_head.data, tutorial.sigmoid(w.T @ x), rtol=1e-12)
+    assert operations((cost, y_head)) == Counter(
+        ["transpose", "matmul", "add", "sigmoid", "softplus", "mul", "sub", "mean"]
+    )
+    # ŷ is the prediction beside the cost: the cost does not go through it.
+    assert all(t is not y_head for t in values((cost,)))
+
+
+def test_logistic_graph_cost_stays_finite_where_the_sigmoid_saturates():
+    """z = ±1024: σ(z) rounds to 1 or 0 and log(1 − ŷ) would be −inf; the drawn cost is
+    the tutorial's, finite."""
+    x = np.full((4096, 2), 25.0) * np.array([1.0, -1.0])  # z = 0.01 · 4096 · (±25)
+    y = np.array([[0.0, 1.0]])
+    cost, y_head = logistic_example(x, y)
+    assert set(y_head.data.ravel()) == {0.0, 1.0}
+    expected, _ = tutorial.forward_backward_propagation(np.full((4096, 1), 0.01), 0.0, x, y)
+    assert np.isfinite(cost.item()) and cost.item() == pytest.approx(expected)
+    assert cost.item() == pytest.approx(1024.0)  # each image's loss is |z| = 1024
+
+
+def test_two_layer_graph_draws_its_sigmoid_unit_beside_a_stable_cost():
+    x, y = training_like_data()
+    cost, y_head = two_layer_example(x, y, np.random.default_rng(42))
+    named = {t.name: t for t in values((cost, y_head))}
+    z2 = named["Z2"]
+    assert y_head.creator.name == "sigmoid" and y_head.creator.inputs == (z2,)
+    assert cost.creator.name == "binary_cross_entropy_with_logits"
+    assert cost.creator.inputs == (z2, named["y"])
+    # The cross-entropy of ŷ = σ(Z2), computed from Z2 without a log of ŷ.
+    p = y_head.data
+    textbook = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert cost.item() == pytest.approx(textbook, rel=1e-12)
+    assert operations((cost, y_head)) == Counter(
+        {"matmul": 2, "add": 2, "tanh": 1, "sigmoid": 1, "binary_cross_entropy_with_logits": 1}
+    )
+    dot = to_dot((cost, y_head), TITLES["two-layer"])
+    sigmoid = f"f{id(y_head.creator)}"
+    assert (f"v{id(z2)}", sigmoid) in drawn_edges(dot)
+    assert (sigmoid, f"v{id(y_head)}") in drawn_edges(dot)
+    nodes = dot_nodes(dot)
+    assert nodes[f"v{id(y_head)}"]["fillcolor"] == KINDS["output"][0]
+    assert nodes[f"f{id(cost.creator)}"]["label"] == (
+        "binary_cross_entropy_with_logits\nmean(log(1 + eᶻ) − y·z), z = Z2"
+    )

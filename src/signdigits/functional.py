@@ -21,7 +21,7 @@ from signdigits.autograd.nn_ops import (
     MaxPool2dOp,
     SoftmaxOp,
 )
-from signdigits.autograd.ops import as_tensor, relu, sigmoid, tanh
+from signdigits.autograd.ops import as_tensor, relu, sigmoid, softplus, tanh
 from signdigits.autograd.tensor import ArrayLike, Tensor, apply, lift
 from signdigits.errors import InvalidArgumentError, ShapeError
 
@@ -39,6 +39,7 @@ __all__ = [
     "relu",
     "sigmoid",
     "softmax",
+    "softplus",
     "tanh",
 ]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from signdigits.atomic import atomic_write
 
@@ -33,24 +34,69 @@ def save_figure(figure: Figure, path: Path) -> Path:
     return path
 
 
-def cost_curve(costs: Sequence[float], path: Path, every: int = 10) -> Path:
-    """The cost after each iteration, with a dot where the tutorial prints it."""
-    figure = Figure(figsize=(6, 4))
-    axes = figure.subplots()
-    iterations = np.arange(len(costs))
-    axes.plot(iterations, costs, color="tab:blue", label="cost")
-    axes.plot(iterations[::every], np.asarray(costs)[::every], "o", color="tab:blue", ms=4)
-    axes.set_xlabel("Number of iterations")
-    axes.set_ylabel("Cost")
-    axes.set_title("Gradient descent: the cost goes down")
-    axes.grid(alpha=0.3)
+def cost_curve_figure(
+    costs: Sequence[float], *, learning_rate: float, iterations: int, every: int = 10
+) -> Figure:
+    """The cost after each iteration, twice: on a linear scale, where the first drop (6.2
+    to 0.7 in the tutorial) shows, and on a log scale, where the slow progress after it
+    shows. A dot marks each cost the tutorial prints (every ``every`` iterations)."""
+    costs = np.asarray(costs, dtype=float)
+    iterations_run = np.arange(len(costs))
+    figure = Figure(figsize=(9.6, 4), layout="constrained")
+    linear, logarithmic = figure.subplots(1, 2)
+    for axes in (linear, logarithmic):
+        axes.plot(iterations_run, costs, color="tab:blue", label="cost after each iteration")
+        axes.plot(
+            iterations_run[::every],
+            costs[::every],
+            "o",
+            color="tab:blue",
+            ms=4,
+            label=f"printed every {every} iterations",
+        )
+        axes.set_xlabel("Number of iterations")
+        axes.grid(alpha=0.3)
+    linear.set_ylabel("Cost")
+    linear.set_title("Linear scale: the first steps", fontsize=11)
+    # A cost of 0 or less has no logarithm (a cross-entropy never gets there, but a caller's
+    # curve might): symlog keeps such a curve drawable.
+    logarithmic.set_yscale("log" if costs.min(initial=1.0) > 0 else "symlog")
+    if costs.min(initial=1.0) > 0:
+        # Ticks at 0.3, 0.5, 1, 2, 3, 5, written as numbers, not as 3×10⁻¹.
+        logarithmic.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
+        logarithmic.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        logarithmic.yaxis.set_minor_formatter(NullFormatter())
+    logarithmic.set_ylabel("Cost (log scale)")
+    logarithmic.set_title("Log scale: the slow progress after them", fontsize=11)
+    linear.legend(loc="upper right")
+    figure.suptitle(f"Gradient descent: learning rate {learning_rate:g}, {iterations} iterations")
+    return figure
+
+
+def cost_curve(
+    costs: Sequence[float],
+    path: Path,
+    *,
+    learning_rate: float,
+    iterations: int,
+    every: int = 10,
+) -> Path:
+    """Draw :func:`cost_curve_figure` to ``path``."""
+    figure = cost_curve_figure(
+        costs, learning_rate=learning_rate, iterations=iterations, every=every
+    )
     return save_figure(figure, path)
 
 
-def weight_map(weights: np.ndarray, path: Path) -> Path:
+WEIGHT_COLOURS = "the weight's value\nred pushes towards sign 1, blue towards sign 0"
+"""The label of the weight map's colour bar."""
+
+
+def weight_map_figure(weights: np.ndarray) -> Figure:
     """The 4,096 learned weights as a 64×64 heat map: what the neuron looks at.
 
-    Red pixels push the prediction towards the sign 1, blue towards the sign 0.
+    Red pixels push the prediction towards the sign 1, blue towards the sign 0; the colour
+    bar, centred on 0, says how strongly.
     """
     side = math.isqrt(weights.size)
     image = weights.reshape(side, side)
@@ -60,18 +106,52 @@ def weight_map(weights: np.ndarray, path: Path) -> Path:
     shown = axes.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
     axes.set_title("Learned weights (red → sign 1, blue → sign 0)")
     axes.axis("off")
-    figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.04)
-    return save_figure(figure, path)
+    colour_bar = figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.04)
+    colour_bar.set_label(WEIGHT_COLOURS, fontsize=9)
+    return figure
 
 
-def sample_grid(images: np.ndarray, labels: Sequence[int], path: Path, columns: int = 6) -> Path:
-    """A grid of images with their labels above them."""
+def weight_map(weights: np.ndarray, path: Path) -> Path:
+    """Draw :func:`weight_map_figure` to ``path``."""
+    return save_figure(weight_map_figure(weights), path)
+
+
+SAMPLES_NOTE = (
+    "Hands are bright on dark because each pixel is x = 1 − v/255 (v: the photo's grey level, "
+    "255 white),\nas in the Kaggle arrays: the light background of the photos becomes dark."
+)
+"""The note under the sample grid: why the pictures look like negatives."""
+
+
+def sample_grid_figure(
+    images: np.ndarray,
+    labels: Sequence[int],
+    columns: int = 6,
+    title: str = "Sample images and their labels",
+) -> Figure:
+    """A grid of images with their labels above them, a title and a note on the colours.
+
+    Each image is shown as it is learned from, x in [0, 1] from black to white.
+    """
     rows = int(np.ceil(len(images) / columns))
-    figure = Figure(figsize=(1.6 * columns, 1.8 * rows))
+    figure = Figure(figsize=(1.6 * columns, 1.8 * rows + 0.8), layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False)
     for axes in grid.flat:
         axes.axis("off")
     for axes, image, label in zip(grid.flat, images, labels, strict=False):
-        axes.imshow(image, cmap="gray")
+        axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
         axes.set_title(f"label {label}", fontsize=9)
-    return save_figure(figure, path)
+    figure.suptitle(title)
+    figure.supxlabel(SAMPLES_NOTE, fontsize=8.5, color="0.25")
+    return figure
+
+
+def sample_grid(
+    images: np.ndarray,
+    labels: Sequence[int],
+    path: Path,
+    columns: int = 6,
+    title: str = "Sample images and their labels",
+) -> Path:
+    """Draw :func:`sample_grid_figure` to ``path``."""
+    return save_figure(sample_grid_figure(images, labels, columns, title), path)

@@ -33,6 +33,7 @@ UNARY = {
     "tanh": (lambda x: x.tanh(), torch.tanh, False),
     "sigmoid": (lambda x: x.sigmoid(), torch.sigmoid, False),
     "relu": (lambda x: x.relu(), torch.relu, False),
+    "softplus": (ag.softplus, tF.softplus, False),
     "leaky_relu": (lambda x: ag.leaky_relu(x, 0.1), lambda x: tF.leaky_relu(x, 0.1), False),
     "abs": (abs, torch.abs, False),
     "clip": (lambda x: x.clip(-0.5, 0.7), lambda x: x.clamp(-0.5, 0.7), False),
@@ -408,3 +409,10 @@ def test_gradients_at_kinks_and_ties_match_torch(ours, theirs):
     is the one PyTorch chose (a subgradient), not NaN or a finite-difference average."""
     kinks = np.array([[0.0, -1.0, 1.0, 0.0], [1.0, 0.0, -1.0, 1.0], [1.0, -1.0, 0.0, -1.0]])
     check_against_torch(ours, theirs, [kinks])
+
+
+def test_softplus_never_overflows_and_matches_torch_at_extremes():
+    """log(1 + eᶻ) at z = ±1000: finite, as torch's, with the gradient σ(z)."""
+    check_against_torch(
+        ag.softplus, torch.nn.functional.softplus, [np.array([-1000.0, -3.0, 0.0, 2.5, 1000.0])]
+    )

@@ -262,6 +262,21 @@ class Sigmoid(Function):
         return (g * (y * (1 - y)),)
 
 
+class Softplus(Function):
+    """y = log(1 + eˣ), computed as ``logaddexp(0, x)`` so that no eˣ overflows;
+    ∂y/∂x = σ(x). It is the tutorial's stable loss: log(1 + eᶻ) − y·z."""
+
+    __slots__ = ()
+    name = "softplus"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.saved = (x,)
+        return np.logaddexp(0, x)
+
+    def backward(self, g: np.ndarray) -> tuple[np.ndarray]:
+        return (g * stable_sigmoid(self.saved[0]),)
+
+
 class ReLU(Function):
     """y = max(x, 0);  ∂y/∂x = [x > 0] (0 at x = 0, as PyTorch)."""
 
@@ -639,6 +654,11 @@ def tanh(x: Tensor | ArrayLike) -> Tensor:
 def sigmoid(x: Tensor | ArrayLike) -> Tensor:
     """Logistic sigmoid σ(x) = 1 / (1 + e⁻ˣ) elementwise (stable for large |x|)."""
     return as_tensor(x).sigmoid()
+
+
+def softplus(x: Tensor | ArrayLike) -> Tensor:
+    """log(1 + eˣ) elementwise, stable for large |x| (``torch.nn.functional.softplus``)."""
+    return apply(Softplus(), as_tensor(x))
 
 
 def relu(x: Tensor | ArrayLike) -> Tensor:
