@@ -162,15 +162,26 @@ def test_weight_map_colour_bar_says_what_the_colours_mean() -> None:
 
 
 def test_sample_grid_has_a_title_and_says_why_hands_are_bright() -> None:
-    figure = plots.sample_grid_figure(
-        np.random.default_rng(0).random((4, 64, 64)), [0, 0, 1, 1], title="Some signs"
-    )
+    samples = np.random.default_rng(0).random((4, 64, 64)).astype(np.float32)
+    figure = plots.sample_grid_figure(samples, [0, 0, 1, 1], columns=3, title="Some signs")
     assert figure.get_suptitle() == "Some signs"
     note = figure.get_supxlabel()
     assert "bright on dark" in note and "x = 1 − v/255" in note and "Kaggle" in note
-    images = [image for axes in figure.axes for image in axes.get_images()]
-    assert len(images) == 4
-    assert all(image.get_clim() == (0.0, 1.0) for image in images)  # x as learned: 1 is white
+    (axes,) = figure.axes
+    (mosaic,) = axes.get_images()
+    assert mosaic.get_clim() == (0.0, 1.0)  # x as learned: 1 is white
+    tiles = np.asarray(mosaic.get_array())
+    places = []  # where each image stands whole in the picture
+    for sample in samples:
+        corners = np.argwhere(tiles[:-63, :-63] == sample[0, 0])
+        (place,) = [
+            (top, left)
+            for top, left in corners
+            if np.array_equal(tiles[top : top + 64, left : left + 64], sample)
+        ]
+        places.append(place)
+    assert places == sorted(places)  # in reading order: row by row, left to right
+    assert [text.get_text() for text in axes.texts] == ["label 0", "label 0", "label 1", "label 1"]
     assert plots.sample_grid_figure(np.zeros((1, 64, 64)), [0]).get_suptitle()
 
 

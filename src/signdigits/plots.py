@@ -42,8 +42,11 @@ def cost_curve_figure(
     shows. A dot marks each cost the tutorial prints (every ``every`` iterations)."""
     costs = np.asarray(costs, dtype=float)
     iterations_run = np.arange(len(costs))
-    figure = Figure(figsize=(9.6, 4), layout="constrained")
-    linear, logarithmic = figure.subplots(1, 2)
+    # Fixed margins rather than a layout engine: the same picture, drawn in half the time.
+    figure = Figure(figsize=(9.6, 4))
+    linear, logarithmic = figure.subplots(
+        1, 2, gridspec_kw={"left": 0.07, "right": 0.99, "bottom": 0.13, "top": 0.84, "wspace": 0.2}
+    )
     for axes in (linear, logarithmic):
         axes.plot(iterations_run, costs, color="tab:blue", label="cost after each iteration")
         axes.plot(
@@ -131,16 +134,23 @@ def sample_grid_figure(
 ) -> Figure:
     """A grid of images with their labels above them, a title and a note on the colours.
 
-    Each image is shown as it is learned from, x in [0, 1] from black to white.
+    Each image is shown as it is learned from, x in [0, 1] from black to white. The grid is
+    one picture (the images tiled with white gaps) in one set of axes: a dozen axes would
+    take five times as long to draw, for the same picture.
     """
-    rows = int(np.ceil(len(images) / columns))
-    figure = Figure(figsize=(1.6 * columns, 1.8 * rows + 0.8), layout="constrained")
-    grid = figure.subplots(rows, columns, squeeze=False)
-    for axes in grid.flat:
-        axes.axis("off")
-    for axes, image, label in zip(grid.flat, images, labels, strict=False):
-        axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
-        axes.set_title(f"label {label}", fontsize=9)
+    images = np.asarray(images, dtype=np.float32)
+    count, height, width = images.shape
+    rows = max(1, math.ceil(count / columns))
+    gap = max(height, width) // 6
+    mosaic = np.ones((rows * (height + gap), columns * (width + gap)), dtype=np.float32)
+    figure = Figure(figsize=(1.6 * columns, 1.8 * rows + 0.8))
+    axes = figure.add_axes((0.0, 0.16, 1.0, 0.84 - 0.5 / (1.8 * rows + 0.8)))
+    for k, (image, label) in enumerate(zip(images, labels, strict=False)):
+        top, left = (k // columns) * (height + gap) + gap, (k % columns) * (width + gap) + gap // 2
+        mosaic[top : top + height, left : left + width] = image
+        axes.text(left + width / 2, top - 1, f"label {label}", ha="center", va="bottom", fontsize=9)
+    axes.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    axes.axis("off")
     figure.suptitle(title)
     figure.supxlabel(SAMPLES_NOTE, fontsize=8.5, color="0.25")
     return figure

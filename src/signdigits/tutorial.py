@@ -311,14 +311,30 @@ class _ScikitLearn:
         except (OSError, NotImplementedError):  # no process or semaphore to be had
             self._pool = None
 
-    def run(self, function: Callable[..., Any], *args: Any) -> Any:
-        """``function(*args)`` in the scikit-learn process; its result or its exception."""
+    def start(self, function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        """Start ``function(*args)`` in the scikit-learn process; call what this returns for
+        its result (or its exception), when it is needed."""
         if self._pool is not None:
             try:
-                return self._pool.submit(function, *args).result()
+                future = self._pool.submit(function, *args)
             except BrokenProcessPool:
                 self._pool = None
-        return function(*args)
+            else:
+
+                def result() -> Any:
+                    try:
+                        return future.result()
+                    except BrokenProcessPool:  # the process died: do it here instead
+                        self._pool = None
+                        return function(*args)
+
+                return result
+        value = function(*args)
+        return lambda: value
+
+    def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` in the scikit-learn process; its result or its exception."""
+        return self.start(function, *args)()
 
     def __enter__(self) -> _ScikitLearn:
         return self
@@ -400,10 +416,26 @@ def run_tutorial(
         say.print(f"train accuracy: {100 * result.train_accuracy:.2f} %")
         say.print(f"test accuracy: {100 * result.test_accuracy:.2f} %")
 
-        say.rule(f"6. scikit-learn LogisticRegression(random_state={seed}, max_iter=150)")
-        sklearn_metrics = scikit_learn.run(
+        # scikit-learn fits in its own process while this one draws the figures.
+        sklearn_fit = scikit_learn.start(
             _fit_sklearn, x_train.T, y_train.ravel(), x_test.T, y_test.ravel(), seed
         )
+        with results.writing():
+            plots.cost_curve(
+                result.cost_list,
+                folder / "cost_curve.png",
+                learning_rate=learning_rate,
+                iterations=iterations,
+            )
+            plots.weight_map(result.parameters["weight"], folder / "weights.png")
+            plots.sample_grid(
+                *_samples(X, Y),
+                folder / "samples.png",
+                title="The signs 0 and 1: six images of each, as the model sees them",
+            )
+
+        say.rule(f"6. scikit-learn LogisticRegression(random_state={seed}, max_iter=150)")
+        sklearn_metrics = sklearn_fit()
         table = Table("model", "train accuracy", "test accuracy", "seconds")
         table.add_row(
             "ours (NumPy, from scratch)",
@@ -436,18 +468,6 @@ def run_tutorial(
             "sklearn": sklearn_metrics,
         }
         with results.writing():
-            plots.cost_curve(
-                result.cost_list,
-                folder / "cost_curve.png",
-                learning_rate=learning_rate,
-                iterations=iterations,
-            )
-            plots.weight_map(result.parameters["weight"], folder / "weights.png")
-            plots.sample_grid(
-                *_samples(X, Y),
-                folder / "samples.png",
-                title="The signs 0 and 1: six images of each, as the model sees them",
-            )
             write_json(folder / "metrics.json", metrics)
     say.rule("Files")
     for name in RESULT_FILES:
