@@ -39,7 +39,11 @@ TUTORIAL = ("tutorial", "--data", "{missing}", "--out", "{root}/out")
 first, before the data is looked for."""
 
 BAD_INPUTS = {
-    "no data, no network": BadInput(("data", "info"), ("could not download", "{url}")),
+    "no data: info only looks": BadInput(
+        ("data", "info"), ("no dataset found", "{root}/empty-cache", "signdigits data fetch")
+    ),
+    "no data: verify only looks": BadInput(("data", "verify"), ("no dataset found",)),
+    "no data, no network": BadInput(("data", "fetch", "-q"), ("could not download", "{url}")),
     "empty folder": BadInput(("data", "info", "--data", "{empty}"), ("{empty}", "neither")),
     "text file": BadInput(("data", "verify", "--data", "{text}"), ("{text}", "neither")),
     "missing path": BadInput(("data", "info", "--data", "{missing}"), ("does not exist",)),
@@ -129,7 +133,7 @@ def test_a_bad_input_ends_in_one_line_saying_what_is_wrong(
 def test_no_data_and_no_network_leaves_the_cache_empty(
     no_data_env: dict[str, str | None], invoke_cli: Callable[..., CliRun]
 ) -> None:
-    invoke_cli("data", "info", env=no_data_env).error_line()
+    invoke_cli("data", "fetch", "-q", env=no_data_env).error_line()
 
     cache = Path(str(no_data_env["SIGNDIGITS_CACHE"]))
     assert not cache.exists() or not any(cache.iterdir())

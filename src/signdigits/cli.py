@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from signdigits import __version__
-from signdigits.errors import DataError, SignDigitsError
+from signdigits.errors import SignDigitsError
 
 app = typer.Typer(
     help="Deep learning from scratch on the Sign Language Digits dataset.",
@@ -33,6 +33,15 @@ DataOption = Annotated[
         "--data",
         help="The dataset: its zip archive, extracted folder, or a folder with the Kaggle "
         "X.npy and Y.npy. Default: $SIGNDIGITS_DATA, then the cache, then a download.",
+        show_default=False,
+    ),
+]
+LookDataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="The dataset: its zip archive, extracted folder, or a folder with the Kaggle "
+        "X.npy and Y.npy. Default: $SIGNDIGITS_DATA, then the cache (never downloads).",
         show_default=False,
     ),
 ]
@@ -58,11 +67,11 @@ def _root(
 
 
 @data_app.command("info")
-def data_info(data: DataOption = None, quiet: QuietOption = False) -> None:
-    """Where the dataset is and how many images each digit has."""
+def data_info(data: LookDataOption = None, quiet: QuietOption = False) -> None:
+    """Where the dataset is and how many images each digit has (it only looks: no download)."""
     from signdigits.data import load_dataset
 
-    dataset = load_dataset(data, show_progress=not quiet)
+    dataset = load_dataset(data, download=False, show_progress=not quiet)
     print(f"source: {dataset.source.kind} (from {dataset.source.origin})")
     print(f"path:   {dataset.source.path}")
     print(f"images: {len(dataset)}")
@@ -71,32 +80,52 @@ def data_info(data: DataOption = None, quiet: QuietOption = False) -> None:
 
 
 @data_app.command("fetch")
-def data_fetch(quiet: QuietOption = False) -> None:
-    """Download the dataset into the cache folder (kept only once verified)."""
-    from signdigits.data import data_url, fetch_archive, verify_source
-    from signdigits.data.cache import cached_archive
-    from signdigits.data.manifest import load_manifest
-    from signdigits.data.sources import DataSource
+def data_fetch(
+    from_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="A copy of the dataset's zip archive to import into the cache instead of "
+            "downloading it. Default: $SIGNDIGITS_DATA, if it names an archive.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Download the dataset into the cache folder, or import a copy (kept only once verified)."""
+    from signdigits.data import fetch_dataset
 
-    cached = cached_archive()
-    if cached.is_file():
-        try:
-            count = verify_source(DataSource("archive", cached, "cache"))
-        except DataError as error:
-            print(f"the archive in the cache is damaged ({error}); downloading it again")
-        else:
-            print(f"already there: {cached} ({count} images verified)")
-            return
-    path = fetch_archive(data_url(), show_progress=not quiet)
-    print(f"downloaded {path} ({len(load_manifest())} images verified)")
+    fetched = fetch_dataset(from_path, show_progress=not quiet)
+    source = fetched.source
+    replacing = f", replacing a damaged one ({fetched.replaced})" if fetched.replaced else ""
+    if fetched.action == "found":
+        print(f"already there: {fetched.path} ({fetched.images} images verified)")
+    elif fetched.action == "downloaded":
+        print(f"downloaded {fetched.path} ({fetched.images} images verified){replacing}")
+    elif fetched.action == "imported" and source is not None:
+        print(
+            f"imported {source.path} (from {source.origin}) into the cache as {fetched.path} "
+            f"({fetched.images} images verified){replacing}; later runs find it there"
+        )
+    elif source is not None:  # a folder or the Kaggle pair, used where it is
+        what = "the Kaggle arrays" if source.kind == "kaggle" else "the extracted folder"
+        print(
+            f"SIGNDIGITS_DATA points at {what} {source.path} ({fetched.images} images "
+            "checked), which is used where it is: nothing was copied into the cache (only "
+            "the zip archive goes there; unset SIGNDIGITS_DATA to download it)"
+        )
 
 
 @data_app.command("verify")
-def data_verify(data: DataOption = None, quiet: QuietOption = False) -> None:
-    """Check every image of the dataset against the manifest of SHA-256 checksums."""
+def data_verify(data: LookDataOption = None, quiet: QuietOption = False) -> None:
+    """Check every image of the dataset against the manifest of SHA-256 checksums.
+
+    It checks the copy there is and downloads nothing: `signdigits data fetch` verifies
+    whatever it puts into the cache before keeping it.
+    """
     from signdigits.data import find_source, verify_source
 
-    source = find_source(data, show_progress=not quiet)
+    source = find_source(data, download=False, show_progress=not quiet)
     count = verify_source(source)
     what = "images match the manifest" if source.kind != "kaggle" else "Kaggle arrays are valid"
     print(f"ok: {count} {what} ({source.kind} {source.path})")

@@ -32,7 +32,9 @@ from numpy.lib import format as npy_format
 
 from signdigits.atomic import atomic_write
 from signdigits.data.manifest import digit_counts, manifest_digest
+from signdigits.data.paths import expand_user, is_denied, is_too_long, strerror
 from signdigits.data.preprocess import IMAGE_SIZE, PREPROCESSING_VERSION
+from signdigits.errors import DataError
 
 ARCHIVE_NAME = "sign-language-digits-dataset.zip"
 
@@ -44,13 +46,47 @@ def cache_dir() -> Path:
     """The cache folder, from ``$SIGNDIGITS_CACHE`` or the user cache folder."""
     configured = os.environ.get("SIGNDIGITS_CACHE")
     if configured:
-        return Path(configured).expanduser()
-    return platformdirs.user_cache_path("signdigits")
+        return expand_user(configured, "SIGNDIGITS_CACHE")
+    try:
+        return platformdirs.user_cache_path("signdigits")
+    except RuntimeError:  # no home folder to put it in
+        raise DataError(
+            "cannot tell where the user cache folder is (the home folder cannot be "
+            "determined); set SIGNDIGITS_CACHE to a folder for the cache"
+        ) from None
 
 
 def cached_archive() -> Path:
     """Where the downloaded archive lives in the cache."""
     return cache_dir() / ARCHIVE_NAME
+
+
+def cache_folder_fix(folder: Path, error: OSError) -> str:
+    """What to do about a cache folder that cannot be used, for the end of a message."""
+    if is_denied(error):
+        return (
+            f"give yourself access to it (chmod u+rwx {folder}), or set SIGNDIGITS_CACHE "
+            "to a folder you can write to"
+        )
+    if is_too_long(error):
+        return "set SIGNDIGITS_CACHE to a shorter path"
+    return "set SIGNDIGITS_CACHE to a folder you can write to"
+
+
+def find_cached_archive() -> Path | None:
+    """The archive in the cache folder, or ``None`` if there is none.
+
+    A cache folder that cannot be looked into (not searchable, a name too long) is a
+    ``DataError`` naming it, rather than a traceback or a silent download.
+    """
+    path = cached_archive()
+    try:
+        return path if path.is_file() else None
+    except OSError as error:
+        raise DataError(
+            f"cannot look into the cache folder {path.parent} ({strerror(error)}); "
+            f"{cache_folder_fix(path.parent, error)}"
+        ) from None
 
 
 @cache

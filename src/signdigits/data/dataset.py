@@ -1,7 +1,8 @@
 """Find the dataset, check it, and load it as arrays.
 
 Where the data comes from, in order: the ``data`` argument (``--data``), then
-``$SIGNDIGITS_DATA``, then the archive in the cache folder, then a download.
+``$SIGNDIGITS_DATA``, then the archive in the cache folder, then a download (unless
+the caller only looks: ``download=False``).
 """
 
 from __future__ import annotations
@@ -9,15 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from signdigits.data.cache import cached_archive, load_decoded, save_decoded
-from signdigits.data.download import data_url, fetch_archive
-from signdigits.data.manifest import verify_images
+from signdigits.data.cache import cache_dir, find_cached_archive, load_decoded, save_decoded
+from signdigits.data.download import fetch_archive, import_archive
+from signdigits.data.manifest import load_manifest, verify_images
 from signdigits.data.preprocess import open_image, preprocess_image
 from signdigits.data.sources import (
     DataSource,
+    hint_for,
     identify_source,
     read_image_files,
     read_kaggle_arrays,
@@ -65,21 +69,115 @@ class SignDigits:
 def find_source(
     data: str | os.PathLike[str] | None = None, download: bool = True, show_progress: bool = True
 ) -> DataSource:
-    """Locate the dataset: ``data``, ``$SIGNDIGITS_DATA``, the cache, then a download."""
+    """Locate the dataset: ``data``, ``$SIGNDIGITS_DATA``, the cache, then a download.
+
+    With ``download=False`` it only looks: finding nothing is a ``DataError`` that says
+    where it looked and how to get the data.
+    """
     if data is not None:
         return identify_source(data, "--data")
     configured = os.environ.get("SIGNDIGITS_DATA")
     if configured:
         return identify_source(configured, "SIGNDIGITS_DATA")
-    archive = cached_archive()
-    if archive.is_file():
+    archive = find_cached_archive()
+    if archive is not None:
         return DataSource("archive", archive, "cache")
     if not download:
-        raise DataError(
-            f"no dataset found: pass --data, set SIGNDIGITS_DATA, or run "
-            f"`signdigits data fetch` to download it from {data_url()}"
-        )
+        raise DataError(no_dataset_message())
     return DataSource("archive", fetch_archive(show_progress=show_progress), "download")
+
+
+def no_dataset_message() -> str:
+    """Where the dataset was looked for, in vain, and how to get it."""
+    variable = "empty" if "SIGNDIGITS_DATA" in os.environ else "not set"
+    cache_origin = (
+        "from SIGNDIGITS_CACHE"
+        if os.environ.get("SIGNDIGITS_CACHE")
+        else "the default: SIGNDIGITS_CACHE not set"
+    )
+    return (
+        f"no dataset found: --data not given, SIGNDIGITS_DATA {variable}, and no archive "
+        f"in the cache folder {cache_dir()} ({cache_origin}); run `signdigits data fetch` to "
+        "download it, or `signdigits data fetch --from ARCHIVE` to import a copy you have"
+    )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What ``fetch_dataset`` did.
+
+    ``action`` is ``"found"`` (the cache held a verified archive already),
+    ``"downloaded"``, ``"imported"`` (``source`` was copied into the cache) or
+    ``"used in place"`` (``source``, a folder or the Kaggle pair, stays where it is).
+    ``path`` is where the dataset is now and ``images`` how many were checked;
+    ``replaced`` says why the archive that was in the cache was replaced, if it was.
+    """
+
+    action: Literal["found", "downloaded", "imported", "used in place"]
+    path: Path
+    images: int
+    source: DataSource | None = None
+    replaced: str | None = None
+
+
+def fetch_dataset(
+    from_path: str | os.PathLike[str] | None = None, show_progress: bool = True
+) -> Fetched:
+    """Make the dataset available in the cache, as ``signdigits data fetch`` does.
+
+    ``from_path`` (``--from``) is a copy of the zip archive to import into the cache.
+    Without it, an archive named by ``$SIGNDIGITS_DATA`` is imported, and a folder or
+    Kaggle pair named there is verified and used where it is (only the archive goes
+    into the cache); without either, the archive is downloaded. Either of the last two
+    is skipped when the cache already holds a verified archive. Whatever goes into the
+    cache is verified against the manifest first.
+    """
+    if from_path is not None:
+        source = identify_source(from_path, "--from")
+        if source.kind != "archive":
+            raise DataError(
+                f"{source.path} (from --from) is {_describe(source)}, which is used where it "
+                "is rather than imported (only the zip archive goes into the cache): give it "
+                "with --data, or point SIGNDIGITS_DATA at it"
+            )
+        cached = find_cached_archive()
+        if cached is not None and _same_file(source.path, cached):  # nothing to copy
+            return Fetched("found", cached, verify_source(DataSource("archive", cached, "cache")))
+        return Fetched("imported", import_archive(source), _count(), source)
+    configured = os.environ.get("SIGNDIGITS_DATA")
+    source = identify_source(configured, "SIGNDIGITS_DATA") if configured else None
+    if source is not None and source.kind != "archive":
+        return Fetched("used in place", source.path, verify_source(source), source)
+    cached = find_cached_archive()
+    replaced = None
+    if cached is not None:
+        try:
+            return Fetched("found", cached, verify_source(DataSource("archive", cached, "cache")))
+        except DataError as error:  # what is wrong with it, without what to do
+            replaced = str(error).removesuffix(f"; {hint_for('cache')}")
+    if source is not None:
+        return Fetched("imported", import_archive(source), _count(), source, replaced)
+    path = fetch_archive(show_progress=show_progress)
+    return Fetched("downloaded", path, _count(), None, replaced)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _count() -> int:
+    return len(load_manifest())
+
+
+def _describe(source: DataSource) -> str:
+    if source.kind == "kaggle":
+        return "a folder with the Kaggle X.npy and Y.npy"
+    if source.kind == "folder":
+        return "the dataset's extracted folder"
+    return "the dataset's zip archive"
 
 
 def verify_source(source: DataSource) -> int:
@@ -92,7 +190,7 @@ def verify_source(source: DataSource) -> int:
     if source.kind == "kaggle":
         return len(read_kaggle_arrays(source)[1])
     images = read_image_files(source)
-    verify_images(images, where=str(source.path))
+    verify_images(images, where=str(source.path), hint=hint_for(source.origin))
     return len(images)
 
 
@@ -148,7 +246,7 @@ def load_dataset(
         order = np.argsort(labels, kind="stable")
         return SignDigits(images[order], labels[order], source)
     files = read_image_files(source)
-    verify_images(files, where=str(source.path))
+    verify_images(files, where=str(source.path), hint=hint_for(source.origin))
     decoded = load_decoded()
     if decoded is not None and not _agrees_with_files(decoded[0], files):
         decoded = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -17,10 +18,34 @@ from signdigits.errors import DataError
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.sha256")
 
-REDOWNLOAD_HINT = (
-    "download a fresh copy with `signdigits data fetch`, or point SIGNDIGITS_DATA "
-    "at a complete copy of the dataset"
-)
+
+@dataclass(frozen=True)
+class Hint:
+    """What to do about a bad copy of the dataset: the end of an error message.
+
+    Messages read "<what is wrong>; <hint>", one sentence whoever holds the copy.
+    ``fix`` is a clause in lower case, without a final stop. ``own_copy`` marks the
+    user's own copy (``--data``, ``SIGNDIGITS_DATA``, ``--from``), where removing a stray
+    image is a fix too; in the cache or in a download it is not. ``not_kept`` marks a
+    copy on its way into the cache (a download, an import) that was refused: the hint
+    then says first that nothing was kept.
+    """
+
+    fix: str
+    own_copy: bool = False
+    not_kept: bool = False
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def text(self, remove: str | None = None) -> str:
+        """The hint; ``remove`` ("remove it") is offered first where the copy is the user's."""
+        fix = f"{remove}, or {self.fix}" if remove and self.own_copy else self.fix
+        return f"nothing was kept in the cache: {fix}" if self.not_kept else fix
+
+
+REDOWNLOAD_HINT = Hint("download a fresh copy with `signdigits data fetch`")
+"""The hint for the archive in the cache (``signdigits data fetch`` replaces a damaged one)."""
 
 
 @cache
@@ -54,13 +79,16 @@ def shown_name(name: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in name)
 
 
-def verify_images(images: Mapping[str, bytes], where: str, hint: str = REDOWNLOAD_HINT) -> None:
+def verify_images(
+    images: Mapping[str, bytes], where: str, hint: Hint | str = REDOWNLOAD_HINT
+) -> None:
     """Check image files against the manifest; raise ``DataError`` naming the first problem.
 
     ``images`` maps each path inside ``Dataset/`` to the file's bytes; ``where``
     says where they came from and ``hint`` what to do, for the message.
     """
     manifest = load_manifest()
+    hint = hint if isinstance(hint, Hint) else Hint(hint)
     missing = sorted(manifest.keys() - images.keys())
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -69,10 +97,12 @@ def verify_images(images: Mapping[str, bytes], where: str, hint: str = REDOWNLOA
         )
     extra = sorted(images.keys() - manifest.keys())
     if extra:
-        more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
+        more, are, them = (
+            (f" and {len(extra) - 1} more", "are", "them") if len(extra) > 1 else ("", "is", "it")
+        )
         raise DataError(
-            f"the dataset at {where} has image Dataset/{shown_name(extra[0])}{more} that is "
-            f"not part of the dataset; remove it, or {hint}"
+            f"the dataset at {where} has image Dataset/{shown_name(extra[0])}{more} that {are} "
+            f"not part of the dataset; {hint.text(remove=f'remove {them}')}"
         )
     for name in sorted(images):
         if hashlib.sha256(images[name]).hexdigest() != manifest[name]:

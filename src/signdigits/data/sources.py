@@ -31,7 +31,8 @@ from typing import IO, Literal
 import numpy as np
 from numpy.lib import format as npy_format
 
-from signdigits.data.manifest import REDOWNLOAD_HINT, digit_counts, shown_name
+from signdigits.data.manifest import REDOWNLOAD_HINT, Hint, digit_counts, shown_name
+from signdigits.data.paths import expand_user, is_denied, is_too_long, strerror
 from signdigits.errors import DataError
 
 try:
@@ -111,20 +112,64 @@ class DataSource:
     origin: str
 
 
-def identify_source(path: str | Path, origin: str) -> DataSource:
-    """Tell what kind of copy of the dataset ``path`` is, or raise ``DataError``."""
-    path = Path(path).expanduser()
+def hint_for(origin: str, not_kept: bool = False) -> Hint:
+    """What to do about a bad copy of the dataset found by way of ``origin``.
+
+    ``not_kept``: the copy was on its way into the cache (``signdigits data fetch``
+    importing it) and was refused.
+    """
+    if origin == "--data":
+        fix = (
+            "give --data a complete copy of the dataset, or download one with "
+            "`signdigits data fetch` and leave --data out"
+        )
+    elif origin == "SIGNDIGITS_DATA":
+        fix = (
+            "point SIGNDIGITS_DATA at a complete copy of the dataset, or unset it and "
+            "download one with `signdigits data fetch`"
+        )
+    elif origin == "--from":
+        fix = (
+            "give --from a complete copy of the dataset's zip archive, or download it "
+            "with `signdigits data fetch`"
+        )
+    else:  # the cache, or an archive downloaded into it earlier
+        return Hint(REDOWNLOAD_HINT.fix, not_kept=not_kept)
+    return Hint(fix, own_copy=True, not_kept=not_kept)
+
+
+def identify_source(path: str | os.PathLike[str], origin: str) -> DataSource:
+    """Tell what kind of copy of the dataset ``path`` is, or raise ``DataError``.
+
+    ``origin`` says where the path came from (``"--data"``, ``"SIGNDIGITS_DATA"``,
+    ``"--from"``), for the messages.
+    """
+    path = expand_user(path, origin)
+    try:
+        return _identify(path, origin)
+    except OSError as error:  # a name too long, a folder that cannot be searched or read
+        if is_too_long(error):
+            fix = "give a shorter path (move or rename the dataset, or a folder above it)"
+        elif is_denied(error):
+            fix = "make it readable to you, or give another copy of the dataset"
+        else:
+            fix = hint_for(origin).fix
+        raise DataError(f"cannot use {path} (from {origin}): {strerror(error)}; {fix}") from None
+
+
+def _identify(path: Path, origin: str) -> DataSource:
     if not path.exists():
+        unset = ", or unset SIGNDIGITS_DATA" if origin == "SIGNDIGITS_DATA" else ""
         raise DataError(
             f"{path} (from {origin}) does not exist; give the dataset's zip archive, "
-            "its extracted folder, or a folder with the Kaggle X.npy and Y.npy"
+            f"its extracted folder, or a folder with the Kaggle X.npy and Y.npy{unset}"
         )
     if path.is_file() and zipfile.is_zipfile(path):
         return DataSource("archive", path, origin)
     if path.is_file() and path.suffix.lower() == ".zip":
         raise DataError(
             f"{path} (from {origin}) is not a readable zip archive (truncated or not a zip); "
-            "download it again with `signdigits data fetch`"
+            f"{hint_for(origin)}"
         )
     if path.is_dir() and (path / "X.npy").is_file() and (path / "Y.npy").is_file():
         return DataSource("kaggle", path, origin)
@@ -133,7 +178,7 @@ def identify_source(path: str | Path, origin: str) -> DataSource:
     raise DataError(
         f"{path} (from {origin}) is neither a zip archive of the dataset, a folder with "
         "Dataset/<digit>/ images, nor a folder with the Kaggle X.npy and Y.npy; "
-        "check the path or download the data with `signdigits data fetch`"
+        "check the path, or download the data with `signdigits data fetch`"
     )
 
 
@@ -165,14 +210,16 @@ def _too_large(size: int, zipped: bool) -> str:
 
 
 def read_image_files(
-    source: DataSource, where: str | None = None, hint: str = REDOWNLOAD_HINT
+    source: DataSource, where: str | None = None, hint: Hint | None = None
 ) -> dict[str, bytes]:
     """The bytes of every file in the source's ``Dataset/<digit>/`` folders.
 
     Keys are the paths inside ``Dataset/``, such as ``0/IMG_1118.JPG``. ``where`` names
-    the source in messages (its path by default) and ``hint`` says what to do.
+    the source in messages (its path by default) and ``hint`` says what to do (by
+    default, what suits the source's origin: see ``hint_for``).
     """
     where = where or str(source.path)
+    hint = hint or hint_for(source.origin)
     if source.kind == "archive":
         return _read_archive(source.path, where, hint)
     if source.kind == "folder":
@@ -180,7 +227,7 @@ def read_image_files(
     raise ValueError(f"a {source.kind} source has no image files")
 
 
-def _read_folder(root: Path, hint: str) -> dict[str, bytes]:
+def _read_folder(root: Path, hint: Hint) -> dict[str, bytes]:
     folder = _dataset_folder(root)
     assert folder is not None  # identify_source checked it
     files, total = {}, 0
@@ -215,7 +262,7 @@ def _read_folder(root: Path, hint: str) -> dict[str, bytes]:
     return files
 
 
-def _read_archive(path: Path, where: str, hint: str) -> dict[str, bytes]:
+def _read_archive(path: Path, where: str, hint: Hint) -> dict[str, bytes]:
     """The images of a zip archive: the one place where archives are opened."""
 
     def refuse(problem: str) -> DataError:
