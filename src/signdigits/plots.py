@@ -23,14 +23,17 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from signdigits.atomic import atomic_write
 
 
-def save_figure(figure: Figure, path: Path) -> Path:
+def save_figure(figure: Figure, path: Path, fit_to_content: bool = False) -> Path:
     """Write ``figure`` to ``path`` atomically, in the format its suffix names.
 
+    Figures laid out with fixed margins are saved as they are; ``fit_to_content`` crops
+    to what is drawn instead (a second drawing pass, so about half as fast again).
     The figure belongs to no pyplot registry, so there is nothing to close: it is
     freed with its last reference.
     """
+    crop = "tight" if fit_to_content else None
     with atomic_write(path) as file:
-        figure.savefig(file, dpi=120, bbox_inches="tight", format=path.suffix.lstrip("."))
+        figure.savefig(file, dpi=120, bbox_inches=crop, format=path.suffix.lstrip("."))
     return path
 
 
@@ -116,7 +119,7 @@ def weight_map_figure(weights: np.ndarray) -> Figure:
 
 def weight_map(weights: np.ndarray, path: Path) -> Path:
     """Draw :func:`weight_map_figure` to ``path``."""
-    return save_figure(weight_map_figure(weights), path)
+    return save_figure(weight_map_figure(weights), path, fit_to_content=True)
 
 
 SAMPLES_NOTE = (

@@ -24,14 +24,10 @@ Everything is in float64 and vectorised: no Python loop over samples.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
-import signal
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,34 +66,20 @@ def flatten_and_transpose(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.
     return X.reshape(X.shape[0], -1).T, Y.T
 
 
-def split_indices(
-    n_images: int, test_size: float = 0.15, random_state: int = 42
-) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's ``train_test_split`` of the image numbers 0 … n−1: the rows of X that
-    go to training and to testing (the same as splitting X and Y themselves)."""
-    from sklearn.model_selection import train_test_split  # scikit-learn takes ~1 s to import
-
-    train, test = train_test_split(
-        np.arange(n_images), test_size=test_size, random_state=random_state
-    )
-    return train, test
-
-
 def split_flatten_transpose(
-    X: np.ndarray,
-    Y: np.ndarray,
-    test_size: float = 0.15,
-    random_state: int = 42,
-    indices: tuple[np.ndarray, np.ndarray] | None = None,
+    X: np.ndarray, Y: np.ndarray, test_size: float = 0.15, random_state: int = 42
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """scikit-learn's ``train_test_split``, then ``flatten_and_transpose`` of each part.
 
     Returns x_train (4096, 348), y_train (1, 348), x_test (4096, 62), y_test (1, 62)
-    with the tutorial's defaults. ``indices``, the result of :func:`split_indices` if it
-    was computed already, saves computing it again.
+    with the tutorial's defaults.
     """
-    train, test = indices or split_indices(len(X), test_size, random_state)
-    return (*flatten_and_transpose(X[train], Y[train]), *flatten_and_transpose(X[test], Y[test]))
+    from sklearn.model_selection import train_test_split  # scikit-learn takes ~1 s to import
+
+    X_train, X_test, Y_train, Y_test = train_test_split(
+        X, Y, test_size=test_size, random_state=random_state
+    )
+    return (*flatten_and_transpose(X_train, Y_train), *flatten_and_transpose(X_test, Y_test))
 
 
 def initialize_weights_and_bias(dimension: int) -> tuple[np.ndarray, float]:
@@ -266,16 +248,15 @@ def _check_run_arguments(
 
 
 def _split(
-    X: np.ndarray, Y: np.ndarray, test_size: float, seed: int, scikit_learn: _ScikitLearn
+    X: np.ndarray, Y: np.ndarray, test_size: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``split_flatten_transpose``, refusing a split that leaves nothing to learn or test."""
     try:
-        indices = scikit_learn.run(split_indices, len(X), test_size, seed)
+        parts = split_flatten_transpose(X, Y, test_size, seed)
     except ValueError as error:  # scikit-learn's word for a test size that leaves a part empty
         raise InvalidArgumentError(
             f"test size {test_size} cannot split {len(X)} images: {error}"
         ) from None
-    parts = split_flatten_transpose(X, Y, indices=indices)
     x_train, y_train = parts[:2]
     if len(np.unique(y_train)) < 2:
         raise InvalidArgumentError(
@@ -283,65 +264,6 @@ def _split(
             "choose a smaller --test-size such as 0.15"
         )
     return parts
-
-
-def _start_scikit_learn() -> None:
-    """In the scikit-learn process: leave Ctrl-C to the tutorial's process, and import."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import sklearn.linear_model
-    import sklearn.model_selection  # noqa: F401
-
-
-class _ScikitLearn:
-    """Runs the tutorial's calls into scikit-learn in a process of its own, started first.
-
-    Importing scikit-learn takes about a second (it loads much of SciPy), longer than all
-    the rest of a warm run. Started at once in a second process, on a second core, that
-    import overlaps the loading of the data and our own training. The fit is timed inside
-    that process, so the seconds in the table mean what they would in one process. Where
-    no second process can be started, the calls run here.
-    """
-
-    def __init__(self) -> None:
-        try:
-            self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_scikit_learn
-            )
-            self._pool.submit(int)  # start the process now, not at the first call
-        except (OSError, NotImplementedError):  # no process or semaphore to be had
-            self._pool = None
-
-    def start(self, function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
-        """Start ``function(*args)`` in the scikit-learn process; call what this returns for
-        its result (or its exception), when it is needed."""
-        if self._pool is not None:
-            try:
-                future = self._pool.submit(function, *args)
-            except BrokenProcessPool:
-                self._pool = None
-            else:
-
-                def result() -> Any:
-                    try:
-                        return future.result()
-                    except BrokenProcessPool:  # the process died: do it here instead
-                        self._pool = None
-                        return function(*args)
-
-                return result
-        value = function(*args)
-        return lambda: value
-
-    def run(self, function: Callable[..., Any], *args: Any) -> Any:
-        """``function(*args)`` in the scikit-learn process; its result or its exception."""
-        return self.start(function, *args)()
-
-    def __enter__(self) -> _ScikitLearn:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=kind is None, cancel_futures=True)
 
 
 def run_tutorial(
@@ -367,7 +289,7 @@ def run_tutorial(
     console = console or Console(highlight=False)
     say = console if verbose else Console(quiet=True)
     results = ResultsFolder(out, RESULT_FILES)
-    with results as folder, _ScikitLearn() as scikit_learn:
+    with results as folder:
         say.rule("1. The data: the signs 0 and 1")
         dataset = load_dataset(data, show_progress=show_progress)
         say.print(
@@ -387,7 +309,7 @@ def run_tutorial(
         say.print(f"Y shape: {Y.shape}")
 
         say.rule(f"2. Train/test split (test_size={test_size}, random_state={seed})")
-        x_train, y_train, x_test, y_test = _split(X, Y, test_size, seed, scikit_learn)
+        x_train, y_train, x_test, y_test = _split(X, Y, test_size, seed)
         say.print(f"X train flatten {x_train.T.shape}")
         say.print(f"X test flatten {x_test.T.shape}")
         for name, array in (("x train", x_train), ("x test", x_test)):
@@ -416,26 +338,8 @@ def run_tutorial(
         say.print(f"train accuracy: {100 * result.train_accuracy:.2f} %")
         say.print(f"test accuracy: {100 * result.test_accuracy:.2f} %")
 
-        # scikit-learn fits in its own process while this one draws the figures.
-        sklearn_fit = scikit_learn.start(
-            _fit_sklearn, x_train.T, y_train.ravel(), x_test.T, y_test.ravel(), seed
-        )
-        with results.writing():
-            plots.cost_curve(
-                result.cost_list,
-                folder / "cost_curve.png",
-                learning_rate=learning_rate,
-                iterations=iterations,
-            )
-            plots.weight_map(result.parameters["weight"], folder / "weights.png")
-            plots.sample_grid(
-                *_samples(X, Y),
-                folder / "samples.png",
-                title="The signs 0 and 1: six images of each, as the model sees them",
-            )
-
         say.rule(f"6. scikit-learn LogisticRegression(random_state={seed}, max_iter=150)")
-        sklearn_metrics = sklearn_fit()
+        sklearn_metrics = _fit_sklearn(x_train.T, y_train.ravel(), x_test.T, y_test.ravel(), seed)
         table = Table("model", "train accuracy", "test accuracy", "seconds")
         table.add_row(
             "ours (NumPy, from scratch)",
@@ -468,6 +372,18 @@ def run_tutorial(
             "sklearn": sklearn_metrics,
         }
         with results.writing():
+            plots.cost_curve(
+                result.cost_list,
+                folder / "cost_curve.png",
+                learning_rate=learning_rate,
+                iterations=iterations,
+            )
+            plots.weight_map(result.parameters["weight"], folder / "weights.png")
+            plots.sample_grid(
+                *_samples(X, Y),
+                folder / "samples.png",
+                title="The signs 0 and 1: six images of each, as the model sees them",
+            )
             write_json(folder / "metrics.json", metrics)
     say.rule("Files")
     for name in RESULT_FILES:
