@@ -56,9 +56,10 @@ class Mul(Function):
         self.saved = (a, b)
         return a * b
 
-    def backward(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def backward(self, g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         a, b = self.saved
-        return g * b, g * a
+        needs_a, needs_b = self.needs_input_grad
+        return (g * b if needs_a else None), (g * a if needs_b else None)
 
 
 class Div(Function):
@@ -71,10 +72,10 @@ class Div(Function):
         self.saved = (a, b)
         return a / b
 
-    def backward(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def backward(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         a, b = self.saved
         gb = g / b
-        return gb, -gb * (a / b)
+        return gb, (-gb * (a / b) if self.needs_input_grad[1] else None)
 
 
 class MatMul(Function):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any, ClassVar
@@ -165,17 +166,21 @@ class Function:
         return f"<{self.name}>"
 
 
+_requires_grad = operator.attrgetter("requires_grad")
+_data = operator.attrgetter("data")
+
+
 def apply(fn: Function, *inputs: Tensor) -> Tensor:
     """Run ``fn`` on the inputs' arrays and, when gradients are wanted, record the node.
 
     NumPy's ValueError and IndexError (shapes that do not fit, an index out of range) become
     the library's errors, naming the operation and the shapes.
     """
-    needs = tuple(t.requires_grad for t in inputs) if _mode.enabled else (False,) * len(inputs)
+    needs = tuple(map(_requires_grad, inputs)) if _mode.enabled else (False,) * len(inputs)
     fn.needs_input_grad = needs
     fn.saved = ()
     try:
-        data = fn.forward(*[t.data for t in inputs])
+        data = fn.forward(*map(_data, inputs))
     except (ValueError, IndexError) as exc:
         if isinstance(exc, SignDigitsError):
             raise
