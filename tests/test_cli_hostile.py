@@ -173,3 +173,31 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(dataset_source, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("signdigits: interrupted; nothing was half")
     assert not out.exists()
     assert _leftovers(tmp_path) == []
+
+
+def test_a_results_folder_that_cannot_be_written_is_refused_before_training(
+    dataset_source, tmp_path
+):
+    """Read-only places, for real even as root (see tests/data/without_privileges.py)."""
+    from tests.data.without_privileges import folder_of_mode, run_without_privileges
+
+    with folder_of_mode(tmp_path / "read-only-parent", 0o555) as parent:
+        out = parent / "results"
+        run = run_without_privileges(
+            parent, "tutorial", "--data", dataset_source.path, "--out", out
+        )
+        line = run.error_line()
+        assert f"cannot write the results to {out} (Permission denied)" in line
+        assert not out.exists()
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "metrics.json").write_text("{}")
+    earlier.chmod(0o555)
+    try:
+        run = run_without_privileges(
+            earlier, "tutorial", "--data", dataset_source.path, "--out", earlier
+        )
+        assert f"--out {earlier} is read-only" in run.error_line()
+        assert (earlier / "metrics.json").read_text() == "{}"
+    finally:
+        earlier.chmod(0o755)

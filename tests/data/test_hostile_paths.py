@@ -99,3 +99,20 @@ def test_a_cache_folder_that_cannot_be_searched_is_named_in_one_line(
     line = run.error_line()
     assert f"cannot look into the cache folder {unsearchable_cache} (Permission denied)" in line
     assert f"chmod u+rwx {unsearchable_cache}" in line and "SIGNDIGITS_CACHE" in line
+
+
+@pytest.mark.parametrize("locked", ["Dataset/0/IMG_1.JPG", "Dataset/1"])
+def test_an_image_or_folder_that_cannot_be_read_is_named_in_one_line(tmp_path, locked):
+    """Mode 000 on one photo, or on one digit's folder, read by a process that file
+    permissions bind (root included): one line naming it, no traceback."""
+    root = tmp_path / "dataset"
+    for name in ("Dataset/0/IMG_1.JPG", "Dataset/1/IMG_2.JPG"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"not really a photo")
+    (root / locked).chmod(0o000)
+    try:
+        with folder_of_mode(tmp_path / "cache", 0o555) as cache:
+            line = run_without_privileges(cache, "data", "verify", "--data", root).error_line()
+    finally:
+        (root / locked).chmod(0o755)
+    assert f"cannot read {root / locked} (Permission denied)" in line

@@ -197,7 +197,10 @@ def _is_hidden(name: str) -> bool:
 
 
 def _reason(error: BaseException) -> str:
-    """An exception as a short phrase: its message, or its type when it has none."""
+    """An exception as a short phrase: its message, or its type when it has none. For an
+    OSError, only what went wrong ("Permission denied"): the message names the file."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
     return str(error) or type(error).__name__
 
 
