@@ -5,6 +5,8 @@ compute the same quantities another way:
 
 - ``torch_cost_and_gradients``: the tutorial's cost and its gradients by PyTorch's
   autograd, the cost from ``torch.nn.functional.binary_cross_entropy_with_logits``;
+- ``torch_two_layer`` and ``torch_sgd_step``: the same for part 2's two-layer network
+  (tanh, then sigmoid), and one step of ``torch.optim.SGD``;
 - ``reference_preprocess``: the preprocessing with Pillow's own gray conversion
   (``convert("L")``, ITU-R 601-2 luma in fixed point, rounded to whole levels) and
   PyTorch's antialiased bilinear resize (``interpolate(..., antialias=True)``, written
@@ -94,3 +96,51 @@ def reference_preprocess(image: Image.Image | bytes, size: int = 64) -> Referenc
         antialias=True,
     )[0, 0].numpy()
     return ReferenceImage(x=1.0 - resized / 255.0, tolerance=1.05 / (high - low) + 1e-5)
+
+
+@dataclass(frozen=True)
+class TorchTwoLayer:
+    """Part 2's network by PyTorch: its output, its cost and the cost's gradients."""
+
+    A2: np.ndarray
+    """σ(W2 tanh(W1 x + b1) + b2), (1, m)."""
+    cost: float
+    grads: dict[str, np.ndarray]
+    """∂cost/∂p for each parameter p, keyed as the tutorial's grads: "dweight1", …"""
+
+
+def torch_two_layer(
+    parameters: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray
+) -> TorchTwoLayer:
+    """Part 2's two-layer network, cost and gradients by PyTorch's autograd, float64.
+
+    Features first as in the tutorial: x (n, m), y (1, m); parameters keyed "weight1"
+    (h, n), "bias1" (h, 1), "weight2" (1, h), "bias2" (1, 1). The cost is the mean of
+    ``binary_cross_entropy_with_logits`` of Z2 against y (the full cross-entropy).
+    """
+    leaves = {
+        name: torch.tensor(np.asarray(value, dtype=np.float64), requires_grad=True)
+        for name, value in parameters.items()
+    }
+    x_t = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    A1 = torch.tanh(leaves["weight1"] @ x_t + leaves["bias1"])
+    Z2 = leaves["weight2"] @ A1 + leaves["bias2"]
+    target = torch.from_numpy(np.asarray(y, dtype=np.float64))
+    cost = torch.nn.functional.binary_cross_entropy_with_logits(Z2, target)
+    cost.backward()
+    return TorchTwoLayer(
+        A2=torch.sigmoid(Z2).detach().numpy(),
+        cost=cost.item(),
+        grads={"d" + name: leaf.grad.numpy() for name, leaf in leaves.items()},
+    )
+
+
+def torch_sgd_step(
+    parameters: dict[str, np.ndarray], grads: dict[str, np.ndarray], learning_rate: float
+) -> dict[str, np.ndarray]:
+    """One step of ``torch.optim.SGD`` (no momentum) from ``parameters`` along ``grads``."""
+    leaves = {name: torch.tensor(value, dtype=torch.float64) for name, value in parameters.items()}
+    for name, leaf in leaves.items():
+        leaf.grad = torch.tensor(grads["d" + name], dtype=torch.float64)
+    torch.optim.SGD(list(leaves.values()), lr=learning_rate).step()
+    return {name: leaf.numpy() for name, leaf in leaves.items()}

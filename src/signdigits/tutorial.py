@@ -422,3 +422,199 @@ def _fit_sklearn(
         "seconds": seconds,
         "converged": converged,
     }
+
+
+# =============================================================================================
+# Part 2: a two-layer neural network (one hidden layer of 3 tanh units)
+# =============================================================================================
+#
+# The series' second network, with its names ("weight1", "dweight1", "Z1", "A1", …) and the
+# same features-first layout as part 1. Its computational graph, for m images::
+#
+#     Z1 = W1 x + b1        (3, m)     W1 (3, 4096), b1 (3, 1)
+#     A1 = tanh(Z1)         (3, m)
+#     Z2 = W2 A1 + b2       (1, m)     W2 (1, 3), b2 (1, 1)
+#     A2 = sigmoid(Z2)      (1, m)     the probability of the sign 1, as ŷ in part 1
+#     cost = (1/m) Σ [−Y log A2 − (1 − Y) log(1 − A2)]
+#
+# and backwards through it, the chain rule once per layer (tanh′(z) = 1 − tanh²(z))::
+#
+#     dZ2 = A2 − Y                         dW2 = dZ2 A1ᵀ / m     db2 = (1/m) Σ dZ2
+#     dZ1 = (W2ᵀ dZ2) ⊙ (1 − A1²)          dW1 = dZ1 xᵀ / m      db1 = (1/m) Σ dZ1
+
+
+HIDDEN_LAYER_SIZE = 3
+"""The number of tanh units in part 2's hidden layer, as in the tutorial."""
+
+TUTORIAL_SEED = 42
+"""The seed of the generator ``two_layer_neural_network`` makes when none is passed in."""
+
+
+def initialize_parameters_and_layer_sizes_NN(
+    x_train: np.ndarray, y_train: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Random small weights and zero biases, sized by the data and 3 hidden units.
+
+    The layer sizes are fixed here: n_x = x_train.shape[0] inputs (4096 pixels),
+    n_h = ``HIDDEN_LAYER_SIZE`` = 3 hidden units, n_y = y_train.shape[0] = 1 output::
+
+        weight1 = 0.1 × N(0, 1)   (n_h, n_x)      bias1 = 0   (n_h, 1)
+        weight2 = 0.1 × N(0, 1)   (n_y, n_h)      bias2 = 0   (n_y, 1)
+
+    As in the tutorial, only the parameters are returned (the sizes are their shapes).
+    The weights are drawn from ``rng``, weight1 first, so one seed gives one network; the
+    tutorial's ``np.random.randn`` used NumPy's global state instead. They must differ: with
+    equal weights every hidden unit would compute, and learn, the same thing.
+    """
+    n_x, n_h, n_y = x_train.shape[0], HIDDEN_LAYER_SIZE, y_train.shape[0]
+    return {
+        "weight1": rng.standard_normal((n_h, n_x)) * 0.1,
+        "bias1": np.zeros((n_h, 1)),
+        "weight2": rng.standard_normal((n_y, n_h)) * 0.1,
+        "bias2": np.zeros((n_y, 1)),
+    }
+
+
+def forward_propagation_NN(
+    x: np.ndarray, parameters: dict[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Z1 = W1 x + b1, A1 = tanh(Z1), Z2 = W2 A1 + b2, A2 = σ(Z2): A2 (1, m) and the cache.
+
+    The cache ``{"Z1", "A1", "Z2", "A2"}`` keeps what the cost and the backward pass need.
+    """
+    Z1 = parameters["weight1"] @ x + parameters["bias1"]
+    A1 = np.tanh(Z1)
+    Z2 = parameters["weight2"] @ A1 + parameters["bias2"]
+    A2 = sigmoid(Z2)
+    cache = {"Z1": Z1, "A1": A1, "Z2": Z2, "A2": A2}
+    return A2, cache
+
+
+def compute_cost_NN(cache: dict[str, np.ndarray], Y: np.ndarray) -> float:
+    """cost = (1/m) Σ [−Y log A2 − (1 − Y) log(1 − A2)], computed from Z2 in the cache.
+
+    Two changes from the tutorial's ``compute_cost_NN(A2, Y, parameters)``:
+
+    - Its cost kept only −Y log A2 and dropped −(1 − Y) log(1 − A2), so an image of the
+      sign 0 cost nothing whatever the network said. The backward pass (dZ2 = A2 − Y) has
+      always been the derivative of the full cross-entropy, so training was unchanged,
+      but the printed cost was not the one being minimised. This is the full cost.
+    - It is computed from the logit Z2 with part 1's ``cross_entropy_loss``,
+      log(1 + e^Z2) − Y Z2, not from A2: when σ saturates A2 rounds to exactly 0 or 1 and
+      log(A2) or log(1 − A2) is −∞, while this stays finite (at Z2 = ±1000 a wrong answer
+      costs 1000). That is why it takes the cache, which holds Z2, rather than A2 (the
+      tutorial's ``parameters`` argument was unused).
+    """
+    Z2 = cache["Z2"]
+    return float(np.sum(cross_entropy_loss(Z2, Y)) / Y.shape[1])
+
+
+def backward_propagation_NN(
+    parameters: dict[str, np.ndarray],
+    cache: dict[str, np.ndarray],
+    X: np.ndarray,
+    Y: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The gradients of the cost, layer by layer from the output back, each averaged over m.
+
+    dZ2 = A2 − Y (as dz in part 1); dW2 = dZ2 A1ᵀ / m; db2 = (1/m) Σ dZ2;
+    dZ1 = (W2ᵀ dZ2) ⊙ (1 − A1²), since tanh′(Z1) = 1 − tanh²(Z1) = 1 − A1²;
+    dW1 = dZ1 Xᵀ / m; db1 = (1/m) Σ dZ1 (sums over the images, one per column).
+
+    Returns ``{"dweight1", "dbias1", "dweight2", "dbias2"}``, each shaped as its parameter.
+    """
+    m = X.shape[1]
+    dZ2 = cache["A2"] - Y
+    dW2 = dZ2 @ cache["A1"].T / m
+    db2 = np.sum(dZ2, axis=1, keepdims=True) / m
+    dZ1 = (parameters["weight2"].T @ dZ2) * (1 - cache["A1"] ** 2)
+    dW1 = dZ1 @ X.T / m
+    db1 = np.sum(dZ1, axis=1, keepdims=True) / m
+    return {"dweight1": dW1, "dbias1": db1, "dweight2": dW2, "dbias2": db2}
+
+
+def update_parameters_NN(
+    parameters: dict[str, np.ndarray], grads: dict[str, np.ndarray], learning_rate: float = 0.01
+) -> dict[str, np.ndarray]:
+    """One step of gradient descent: each parameter p ← p − α dp. Returns new arrays."""
+    return {
+        name: parameters[name] - learning_rate * grads["d" + name]
+        for name in ("weight1", "bias1", "weight2", "bias2")
+    }
+
+
+def predict_NN(parameters: dict[str, np.ndarray], x_test: np.ndarray) -> np.ndarray:
+    """1 where A2 = σ(W2 tanh(W1 x + b1) + b2) > 0.5, else 0; shape (1, m)."""
+    A2, _ = forward_propagation_NN(x_test, parameters)
+    return np.where(A2 > 0.5, 1.0, 0.0)
+
+
+class TwoLayerNeuralNetworkResult(LogisticRegressionResult):
+    """What ``two_layer_neural_network`` learned and how well it does: the same fields as
+    part 1's result (the parameters are ``weight1``, ``bias1``, ``weight2``, ``bias2``;
+    ``cost_list`` holds the cost of every iteration, before that iteration's step)."""
+
+
+def two_layer_neural_network(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    num_iterations: int = 2500,
+    learning_rate: float = 0.01,
+    rng: np.random.Generator | None = None,
+    report: Callable[[int, float], None] | None = None,
+) -> TwoLayerNeuralNetworkResult:
+    """Initialise, train by gradient descent, and measure train and test accuracy.
+
+    Each iteration: forward propagation, the cost, backward propagation, one update.
+    ``report(i, cost)`` is called every 100 iterations. ``rng`` draws the initial
+    weights; without one, a generator seeded with ``TUTORIAL_SEED`` (42) is made, so a
+    call without it always gives the same network.
+
+    Raises ``InvalidArgumentError`` for a learning rate or a number of iterations out of
+    range, and ``TrainingError`` as soon as the cost or the parameters are no longer
+    finite numbers.
+    """
+    _check_hyperparameters(learning_rate, num_iterations)
+    if rng is None:
+        rng = np.random.default_rng(TUTORIAL_SEED)
+    elif not isinstance(rng, np.random.Generator):
+        raise InvalidArgumentError(
+            f"rng must be a numpy.random.Generator, got {rng!r}; "
+            f"try np.random.default_rng({TUTORIAL_SEED})"
+        )
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    parameters = initialize_parameters_and_layer_sizes_NN(x_train, y_train, rng)
+    cost_list = []
+    # Each product here has 3 rows (W1 x, dZ1 xᵀ): too thin for several BLAS threads to
+    # share, and on a machine with few cores OpenBLAS's spinning threads made it ~3×
+    # slower than one thread. One thread, chosen here rather than left to chance.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i in range(num_iterations):
+            # Overflow is caught just below as a cost or parameters that are not finite.
+            with np.errstate(over="ignore", invalid="ignore"):
+                _, cache = forward_propagation_NN(x_train, parameters)
+                cost = compute_cost_NN(cache, y_train)
+                grads = backward_propagation_NN(parameters, cache, x_train, y_train)
+                parameters = update_parameters_NN(parameters, grads, learning_rate)
+            if not (math.isfinite(cost) and all(np.isfinite(p).all() for p in parameters.values())):
+                raise TrainingError(
+                    f"gradient descent diverged at iteration {i}: the cost or the weights are "
+                    f"no longer finite numbers (learning rate {learning_rate} is too large); "
+                    "try a smaller --lr such as 0.01"
+                )
+            cost_list.append(cost)
+            if report is not None and i % 100 == 0:
+                report(i, cost)
+        y_prediction_train = predict_NN(parameters, x_train)
+        y_prediction_test = predict_NN(parameters, x_test)
+    return TwoLayerNeuralNetworkResult(
+        parameters=parameters,
+        cost_list=cost_list,
+        train_accuracy=accuracy(y_prediction_train, y_train),
+        test_accuracy=accuracy(y_prediction_test, y_test),
+        y_prediction_train=y_prediction_train,
+        y_prediction_test=y_prediction_test,
+    )
