@@ -8,6 +8,8 @@ the others (batch norm, mse) are compositions of :mod:`signdigits.autograd` oper
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from signdigits.autograd.nn_ops import (
@@ -21,7 +23,7 @@ from signdigits.autograd.nn_ops import (
     MaxPool2dOp,
     SoftmaxOp,
 )
-from signdigits.autograd.ops import as_tensor, relu, sigmoid, softplus, tanh
+from signdigits.autograd.ops import as_tensor, leaky_relu, relu, sigmoid, softplus, tanh
 from signdigits.autograd.tensor import ArrayLike, Tensor, apply, lift
 from signdigits.errors import InvalidArgumentError, ShapeError
 
@@ -32,6 +34,7 @@ __all__ = [
     "conv2d",
     "cross_entropy",
     "dropout",
+    "leaky_relu",
     "linear",
     "log_softmax",
     "max_pool2d",
@@ -214,7 +217,8 @@ def batch_norm(
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> Tensor:
-    """Batch normalisation per channel, over N for (N, C) input and N, H, W for (N, C, H, W):
+    """Batch normalisation per channel, over N for (N, C) input, N, L for (N, C, L) and N, H, W
+    for (N, C, H, W):
 
     y = (x − μ) / √(σ² + ε) · weight + bias.
 
@@ -222,10 +226,14 @@ def batch_norm(
     statistics (if given) are updated in place: r ← (1 − momentum)·r + momentum·s, with the
     unbiased variance n/(n − 1)·σ² for ``running_var``, as PyTorch. Otherwise the running
     statistics are used. Every argument is checked before any running statistic changes.
+    An empty batch gives an empty result and leaves the running statistics as they are, as
+    in PyTorch; one value per channel in training is an error (its variance is undefined).
     """
     x = as_tensor(x)
-    if x.ndim not in (2, 4):
-        raise ShapeError(f"batch_norm: input must be (N, C) or (N, C, H, W), got {x.shape}")
+    if x.ndim not in (2, 3, 4):
+        raise ShapeError(
+            f"batch_norm: input must be (N, C), (N, C, L) or (N, C, H, W), got {x.shape}"
+        )
     channels = x.shape[1]
     for value, name in (
         (running_mean, "running_mean"),
@@ -234,19 +242,20 @@ def batch_norm(
         (bias, "bias"),
     ):
         _check_channel_vector(value, name, channels)
-    axes = (0,) if x.ndim == 2 else (0, 2, 3)
-    channel_shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)
+    axes = (0, *range(2, x.ndim))
+    channel_shape = (1, -1) + (1,) * (x.ndim - 2)
     if training:
-        count = x.size // channels
-        if count < 2:
+        count = math.prod(x.shape[a] for a in axes)
+        if count == 1:
             raise InvalidArgumentError(
-                f"batch_norm: training needs more than one value per channel, got {x.shape}"
+                f"batch_norm: training needs more than one value per channel, got input of "
+                f"shape {x.shape}; use a batch of more than one sample, or eval() for inference"
             )
         mean = x.mean(axis=axes, keepdims=True)
         centred = x - mean
         var = (centred * centred).mean(axis=axes, keepdims=True)
         for running, batch in ((running_mean, mean.data), (running_var, var.data)):
-            if running is not None:
+            if running is not None and count > 0:
                 stat = _stat_array(running)
                 scale = count / (count - 1) if running is running_var else 1.0
                 stat *= 1 - momentum
