@@ -131,32 +131,84 @@ def data_verify(data: LookDataOption = None, quiet: QuietOption = False) -> None
     print(f"ok: {count} {what} ({source.kind} {source.path})")
 
 
+class TutorialPart(str, Enum):
+    """The parts of the tutorial that ``signdigits tutorial --part`` runs."""
+
+    one = "1"
+    two = "2"
+
+
+TUTORIAL_OUT = {
+    TutorialPart.one: Path("runs/tutorial"),
+    TutorialPart.two: Path("runs/tutorial-part2"),
+}
+"""Each part's default results folder."""
+
+
 @app.command()
 def tutorial(
     data: DataOption = None,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate α of gradient descent.")] = 0.01,
+    part: Annotated[
+        TutorialPart,
+        typer.Option(
+            "--part",
+            help="1: logistic regression from scratch, beside scikit-learn. 2: neural "
+            "networks: the two-layer network by hand, then the L-layer network on "
+            "signdigits.nn scored by 3-fold cross-validation, then every model of both "
+            "parts in one table.",
+        ),
+    ] = TutorialPart.one,
+    lr: Annotated[
+        float,
+        typer.Option(
+            "--lr", help="Learning rate α of gradient descent (part 2: the two-layer network's)."
+        ),
+    ] = 0.01,
     iterations: Annotated[
-        int, typer.Option("--iterations", help="Number of gradient-descent iterations.")
-    ] = 150,
-    seed: Annotated[int, typer.Option("--seed", help="random_state of the train/test split.")] = 42,
+        int | None,
+        typer.Option(
+            "--iterations",
+            help="Number of gradient-descent iterations. Default: 150 in part 1, 2,500 for "
+            "part 2's two-layer network.",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed",
+            help="random_state of the train/test split (part 2: and of every model's "
+            "random numbers).",
+        ),
+    ] = 42,
     test_size: Annotated[
         float, typer.Option("--test-size", help="Fraction of the images held out for testing.")
     ] = 0.15,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the figures and metrics.")] = Path(
-        "runs/tutorial"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for the figures and metrics. Default: runs/tutorial (part 1), "
+            "runs/tutorial-part2 (part 2).",
+            show_default=False,
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
-    """The tutorial: logistic regression from scratch on the signs 0 and 1, beside scikit-learn."""
-    from signdigits.tutorial import run_tutorial
+    """The tutorial: logistic regression from scratch on the signs 0 and 1, beside scikit-learn
+    (part 1), then neural networks (part 2)."""
+    from signdigits import tutorial as steps
 
-    run_tutorial(
+    run = steps.run_tutorial if part is TutorialPart.one else steps.run_tutorial_part2
+    if iterations is None:
+        iterations = 150 if part is TutorialPart.one else steps.TWO_LAYER_ITERATIONS
+    run(
         data,
         learning_rate=lr,
         iterations=iterations,
         seed=seed,
         test_size=test_size,
-        out=out,
+        out=out if out is not None else TUTORIAL_OUT[part],
         show_progress=not quiet,
         verbose=not quiet,
     )

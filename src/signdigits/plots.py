@@ -38,11 +38,17 @@ def save_figure(figure: Figure, path: Path, fit_to_content: bool = False) -> Pat
 
 
 def cost_curve_figure(
-    costs: Sequence[float], *, learning_rate: float, iterations: int, every: int = 10
+    costs: Sequence[float],
+    *,
+    learning_rate: float,
+    iterations: int,
+    every: int = 10,
+    model: str | None = None,
 ) -> Figure:
     """The cost after each iteration, twice: on a linear scale, where the first drop (6.2
     to 0.7 in the tutorial) shows, and on a log scale, where the slow progress after it
-    shows. A dot marks each cost the tutorial prints (every ``every`` iterations)."""
+    shows. A dot marks each cost the tutorial prints (every ``every`` iterations).
+    ``model``, when given, names what was trained at the start of the title."""
     costs = np.asarray(costs, dtype=float)
     iterations_run = np.arange(len(costs))
     # Fixed margins rather than a layout engine: the same picture, drawn in half the time.
@@ -75,7 +81,10 @@ def cost_curve_figure(
     logarithmic.set_ylabel("Cost (log scale)")
     logarithmic.set_title("Log scale: the slow progress after them", fontsize=11)
     linear.legend(loc="upper right")
-    figure.suptitle(f"Gradient descent: learning rate {learning_rate:g}, {iterations} iterations")
+    settings = f"learning rate {learning_rate:g}, {iterations} iterations"
+    figure.suptitle(
+        f"{model}: gradient descent, {settings}" if model else f"Gradient descent: {settings}"
+    )
     return figure
 
 
@@ -86,10 +95,11 @@ def cost_curve(
     learning_rate: float,
     iterations: int,
     every: int = 10,
+    model: str | None = None,
 ) -> Path:
     """Draw :func:`cost_curve_figure` to ``path``."""
     figure = cost_curve_figure(
-        costs, learning_rate=learning_rate, iterations=iterations, every=every
+        costs, learning_rate=learning_rate, iterations=iterations, every=every, model=model
     )
     return save_figure(figure, path)
 
@@ -120,6 +130,79 @@ def weight_map_figure(weights: np.ndarray) -> Figure:
 def weight_map(weights: np.ndarray, path: Path) -> Path:
     """Draw :func:`weight_map_figure` to ``path``."""
     return save_figure(weight_map_figure(weights), path, fit_to_content=True)
+
+
+HIDDEN_UNITS_TITLE = "What each hidden unit looks at: its 4,096 weights as a 64×64 image"
+"""The title of the hidden-units figure."""
+
+HIDDEN_UNITS_COLOURS = "weight after training\n(red > 0, blue < 0)"
+"""The label of the colour bar of the weights themselves."""
+
+HIDDEN_UNITS_CHANGE_COLOURS = "change during training\n(after − before)"
+"""The label of the colour bar of what training changed."""
+
+HIDDEN_UNITS_NOTE = (
+    "A unit whose output weight is positive pushes towards the sign 1 when the image is bright "
+    "where it is red;\none whose output weight is negative, when the image is bright where it "
+    "is blue. One colour scale per row, centred on 0."
+)
+"""The note under the hidden-units figure: how a unit's picture turns into a vote."""
+
+
+def hidden_units_figure(
+    weights: np.ndarray,
+    output_weights: Sequence[float] | None = None,
+    initial_weights: np.ndarray | None = None,
+) -> Figure:
+    """Each hidden unit's input weights (one row of ``weights``, (units, 4096)) as a 64×64
+    image, side by side: what each unit looks at.
+
+    Red is a positive weight, blue a negative one, white 0, on one colour scale centred on 0
+    for all the units (so that their strengths compare), with a labelled colour bar. With
+    ``output_weights`` (one per unit, the next layer's weight of each), each panel says
+    which way the unit votes. With ``initial_weights``, a second row shows what training
+    changed, ``weights − initial_weights``: small random initial weights can hide it in the
+    first row, and a unit that barely learned shows as a blank panel there.
+    """
+    weights = np.asarray(weights, dtype=float)
+    units = weights.shape[0]
+    side = math.isqrt(weights[0].size)
+    rows = [(weights, HIDDEN_UNITS_COLOURS, "hidden unit {unit}")]
+    if initial_weights is not None:
+        change = weights - np.asarray(initial_weights, dtype=float)
+        rows.append((change, HIDDEN_UNITS_CHANGE_COLOURS, "unit {unit}: what training changed"))
+    height = 3.3 * len(rows) + 1.0
+    figure = Figure(figsize=(2.8 * units + 1.4, height))
+    top, bottom = 1 - 0.75 / height, 0.75 / height
+    grid = {"left": 0.02, "right": 0.83, "bottom": bottom, "top": top}
+    panels = np.asarray(figure.subplots(len(rows), units, squeeze=False, gridspec_kw=grid))
+    for row, (values, label, heading) in enumerate(rows):
+        limit = float(np.abs(values).max(initial=0.0)) or 1.0
+        for unit, axes in enumerate(panels[row]):
+            shown = axes.imshow(
+                values[unit].reshape(side, side), cmap="RdBu_r", vmin=-limit, vmax=limit
+            )
+            title = heading.format(unit=unit + 1)
+            if row == 0 and output_weights is not None:
+                weight = f"{float(output_weights[unit]):+.2f}".replace("-", "−")
+                title += f"\noutput weight {weight}"
+            axes.set_title(title, fontsize=10)
+            axes.axis("off")
+        colour_bar = figure.colorbar(shown, ax=list(panels[row]), fraction=0.03, pad=0.02)
+        colour_bar.set_label(label, fontsize=9)
+    figure.suptitle(HIDDEN_UNITS_TITLE)
+    figure.supxlabel(HIDDEN_UNITS_NOTE, fontsize=8.5, color="0.25")
+    return figure
+
+
+def hidden_units(
+    weights: np.ndarray,
+    path: Path,
+    output_weights: Sequence[float] | None = None,
+    initial_weights: np.ndarray | None = None,
+) -> Path:
+    """Draw :func:`hidden_units_figure` to ``path``."""
+    return save_figure(hidden_units_figure(weights, output_weights, initial_weights), path)
 
 
 SAMPLES_NOTE = (

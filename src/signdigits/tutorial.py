@@ -23,21 +23,26 @@ Everything is in float64 and vectorised: no Python loop over samples.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from signdigits.data import SignDigits, load_dataset
 from signdigits.errors import InvalidArgumentError, TrainingError
 from signdigits.runs import ResultsFolder, write_json
+
+if TYPE_CHECKING:  # signdigits.sklearn imports this module: its estimator is imported late
+    from signdigits.sklearn import MLPClassifier
 
 SIGNS = (0, 1)
 """The tutorial's two classes: the signs for 0 and 1."""
@@ -290,32 +295,9 @@ def run_tutorial(
     say = console if verbose else Console(quiet=True)
     results = ResultsFolder(out, RESULT_FILES)
     with results as folder:
-        say.rule("1. The data: the signs 0 and 1")
-        dataset = load_dataset(data, show_progress=show_progress)
-        say.print(
-            f"source: {dataset.source.kind} {dataset.source.path}", markup=False, soft_wrap=True
+        X, Y, (x_train, y_train, x_test, y_test) = _data_and_split(
+            say, data, test_size, seed, show_progress
         )
-        X, Y = load_zeros_and_ones(dataset)
-        kaggle = dataset.source.kind == "kaggle"
-        left_out = "its last in X.npy" if kaggle else "Dataset/1/IMG_5992.JPG"
-        say.print(
-            f"the tutorial's arrays have {IMAGES_PER_SIGN} images of each sign, so the first "
-            f"{IMAGES_PER_SIGN} of each are taken: the 206th of the sign 1, {left_out}, is "
-            "left out",
-            markup=False,
-            soft_wrap=True,
-        )
-        say.print(f"X shape: {X.shape}")
-        say.print(f"Y shape: {Y.shape}")
-
-        say.rule(f"2. Train/test split (test_size={test_size}, random_state={seed})")
-        x_train, y_train, x_test, y_test = _split(X, Y, test_size, seed)
-        say.print(f"X train flatten {x_train.T.shape}")
-        say.print(f"X test flatten {x_test.T.shape}")
-        for name, array in (("x train", x_train), ("x test", x_test)):
-            say.print(f"{name}: {array.shape}")
-        for name, array in (("y train", y_train), ("y test", y_test)):
-            say.print(f"{name}: {array.shape}")
 
         say.rule("3. Initialize weights and bias")
         w, b = initialize_weights_and_bias(x_train.shape[0])
@@ -389,6 +371,44 @@ def run_tutorial(
     for name in RESULT_FILES:
         say.print(f"wrote {results.path / name}", markup=False, soft_wrap=True)
     return metrics
+
+
+def _data_and_split(
+    say: Console,
+    data: str | os.PathLike[str] | None,
+    test_size: float,
+    seed: int,
+    show_progress: bool,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Steps 1 and 2 of both parts, printed: the signs 0 and 1, then the split.
+
+    Returns X (410, 64, 64), Y (410, 1) and (x_train, y_train, x_test, y_test).
+    """
+    say.rule("1. The data: the signs 0 and 1")
+    dataset = load_dataset(data, show_progress=show_progress)
+    say.print(f"source: {dataset.source.kind} {dataset.source.path}", markup=False, soft_wrap=True)
+    X, Y = load_zeros_and_ones(dataset)
+    kaggle = dataset.source.kind == "kaggle"
+    left_out = "its last in X.npy" if kaggle else "Dataset/1/IMG_5992.JPG"
+    say.print(
+        f"the tutorial's arrays have {IMAGES_PER_SIGN} images of each sign, so the first "
+        f"{IMAGES_PER_SIGN} of each are taken: the 206th of the sign 1, {left_out}, is "
+        "left out",
+        markup=False,
+        soft_wrap=True,
+    )
+    say.print(f"X shape: {X.shape}")
+    say.print(f"Y shape: {Y.shape}")
+
+    say.rule(f"2. Train/test split (test_size={test_size}, random_state={seed})")
+    x_train, y_train, x_test, y_test = _split(X, Y, test_size, seed)
+    say.print(f"X train flatten {x_train.T.shape}")
+    say.print(f"X test flatten {x_test.T.shape}")
+    for name, array in (("x train", x_train), ("x test", x_test)):
+        say.print(f"{name}: {array.shape}")
+    for name, array in (("y train", y_train), ("y test", y_test)):
+        say.print(f"{name}: {array.shape}")
+    return X, Y, (x_train, y_train, x_test, y_test)
 
 
 def _samples(X: np.ndarray, Y: np.ndarray, per_class: int = 6) -> tuple[np.ndarray, list[int]]:
@@ -618,3 +638,361 @@ def two_layer_neural_network(
         y_prediction_train=y_prediction_train,
         y_prediction_test=y_prediction_test,
     )
+
+
+# =============================================================================================
+# Part 2, continued: the L-layer network (Keras in the tutorial, signdigits.nn here)
+# =============================================================================================
+#
+# The tutorial's deep network, built by its ``build_classifier`` with Keras:
+#
+#     4096 → Dense(8, relu) → Dense(4, relu) → Dense(1, sigmoid)
+#     weights "uniform" (U(−0.05, 0.05)), biases 0; Adam; binary cross-entropy;
+#     100 epochs of mini-batches of 32; scored by cross_val_score(cv=3)
+#
+# Here it is ``signdigits.sklearn.MLPClassifier`` with those settings (its defaults): a
+# scikit-learn estimator on signdigits.nn and signdigits.optim, so that cross_val_score is
+# scikit-learn's own. Samples first, as scikit-learn wants: ``x_train.T``.
+
+L_LAYER_SETTINGS: dict[str, Any] = {
+    "hidden_layer_sizes": (8, 4),
+    "activation": "relu",
+    "init": "uniform",
+    "optimizer": "adam",
+    "learning_rate": 0.001,
+    "betas": (0.9, 0.999),
+    "eps": 1e-7,
+    "epochs": 100,
+    "batch_size": 32,
+}
+"""The Keras network's settings, as ``MLPClassifier``'s hyper-parameters: Adam's defaults in
+Keras (learning rate 0.001, β = (0.9, 0.999), ε = 1e-7), the batch size of Keras's ``fit``."""
+
+CV_FOLDS = 3
+"""``cross_val_score(..., cv=3)``: a classifier's folds are scikit-learn's StratifiedKFold."""
+
+
+def build_classifier(random_state: int | np.random.Generator | None = None) -> MLPClassifier:
+    """The tutorial's L-layer network, as its Keras ``build_classifier`` builds it.
+
+    4096 → 8 → 4 → 1, ReLU, ReLU and a sigmoid output; weights uniform in ±0.05 (Keras's
+    ``"uniform"``) and biases 0; Adam (learning rate 0.001, β = 0.9, 0.999, ε = 1e-7);
+    100 epochs of mini-batches of 32, shuffled each epoch. The loss is the binary
+    cross-entropy computed from the logit (``binary_cross_entropy_with_logits``), where
+    Keras computes the sigmoid and then its log. ``random_state`` seeds the one generator
+    that draws the initial weights and each epoch's order.
+    """
+    from signdigits.sklearn import MLPClassifier
+
+    return MLPClassifier(**L_LAYER_SETTINGS, random_state=random_state)
+
+
+PART2_RESULT_FILES = ("cost_curve.png", "hidden_units.png", "metrics.json")
+"""What ``run_tutorial_part2`` writes into its results folder."""
+
+TWO_LAYER_ITERATIONS = 2500
+"""Part 2's number of gradient-descent iterations for the two-layer network."""
+
+
+def run_tutorial_part2(
+    data: str | os.PathLike[str] | None = None,
+    learning_rate: float = 0.01,
+    iterations: int = TWO_LAYER_ITERATIONS,
+    seed: int = 42,
+    test_size: float = 0.15,
+    out: str | os.PathLike[str] = "runs/tutorial-part2",
+    console: Console | None = None,
+    show_progress: bool = True,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Part 2, step by step as it prints it: the two-layer network by hand, the L-layer
+    network on signdigits.nn (scored by 3-fold cross-validation, then on the test images),
+    then a table of every model of both parts on the same split, with their times.
+
+    ``learning_rate`` and ``iterations`` are the two-layer network's gradient descent;
+    part 1's logistic regression keeps part 1's defaults (0.01, 150 iterations) and the
+    L-layer network the Keras settings (``L_LAYER_SETTINGS``). ``seed`` is the split's
+    random_state and seeds every model's generator. Writes ``cost_curve.png``,
+    ``hidden_units.png`` and ``metrics.json`` to ``out`` as one set and returns the
+    metrics; with ``verbose=False`` only the table is printed.
+    """
+    _check_run_arguments(learning_rate, iterations, seed, test_size)
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    from signdigits import plots
+
+    console = console or Console(highlight=False)
+    say = console if verbose else Console(quiet=True)
+    results = ResultsFolder(out, PART2_RESULT_FILES)
+    # Every product of this part is thin (3 or 8 hidden units) or small (batches of 32):
+    # too little work for several BLAS threads, whose spinning between calls made
+    # scikit-learn's MLPClassifier 5× slower on 2 cores. One thread, chosen here.
+    with results as folder, threadpool_limits(limits=1, user_api="blas"):
+        _, _, split = _data_and_split(say, data, test_size, seed, show_progress)
+        x_train, y_train, x_test, y_test = split
+
+        two_layer = _two_layer_steps(say, split, learning_rate, iterations, seed)
+        l_layer = _l_layer_steps(say, split, seed)
+
+        say.rule("9. Every model of both parts, on the same split")
+        logistic = _timed_logistic_regression(split)
+        sklearn_logistic = _fit_sklearn(x_train.T, y_train.ravel(), x_test.T, y_test.ravel(), seed)
+        sklearn_mlp = _fit_sklearn_mlp(split, seed)
+        models = {
+            "logistic_regression": logistic,
+            "sklearn_logistic_regression": sklearn_logistic,
+            "two_layer_neural_network": two_layer["metrics"],
+            "l_layer_neural_network": l_layer,
+            "sklearn_mlp": sklearn_mlp,
+        }
+        console.print(_models_table(models, seed))
+        say.print(
+            f"(seconds: training only; the L-layer network's {CV_FOLDS}-fold cross-validation "
+            f"took {l_layer['cv_seconds']:.1f} s more)"
+        )
+        if not sklearn_mlp["converged"]:
+            say.print(
+                f"(scikit-learn's MLPClassifier stopped at max_iter={sklearn_mlp['n_iter']} "
+                "before its loss settled)"
+            )
+        metrics = {
+            "model": "l_layer_neural_network",
+            "classes": list(SIGNS),
+            "train_accuracy": l_layer["train_accuracy"],
+            "test_accuracy": l_layer["test_accuracy"],
+            "n_train": int(x_train.shape[1]),
+            "n_test": int(x_test.shape[1]),
+            "seconds": l_layer["seconds"],
+            "seed": seed,
+            "models": models,
+        }
+        with results.writing():
+            plots.cost_curve(
+                two_layer["cost_list"],
+                folder / "cost_curve.png",
+                learning_rate=learning_rate,
+                iterations=iterations,
+                every=100,
+                model=f"The two-layer network ({HIDDEN_LAYER_SIZE} tanh units)",
+            )
+            parameters = two_layer["parameters"]
+            plots.hidden_units(
+                parameters["weight1"],
+                folder / "hidden_units.png",
+                output_weights=parameters["weight2"][0],
+                initial_weights=two_layer["initial_weight1"],
+            )
+            write_json(folder / "metrics.json", metrics)
+    say.rule("Files")
+    for name in PART2_RESULT_FILES:
+        say.print(f"wrote {results.path / name}", markup=False, soft_wrap=True)
+    return metrics
+
+
+def _two_layer_steps(
+    say: Console,
+    split: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    learning_rate: float,
+    iterations: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Steps 3 to 5: the two-layer network by hand, printed as part 1 prints its own."""
+    x_train, y_train, x_test, y_test = split
+    say.rule(f"3. A two-layer network: {HIDDEN_LAYER_SIZE} tanh units, then a sigmoid unit")
+    # The network's first draws from this generator, as two_layer_neural_network makes them.
+    initial = initialize_parameters_and_layer_sizes_NN(
+        x_train, y_train, np.random.default_rng(seed)
+    )
+    for name, array in initial.items():
+        say.print(f"{name}: {array.shape}")
+    say.print(
+        f"weights 0.1 × N(0, 1) drawn from np.random.default_rng({seed}), biases 0; the cost "
+        "is the full cross-entropy, computed stably from Z2",
+        markup=False,
+        soft_wrap=True,
+    )
+
+    say.rule(f"4. Gradient descent (learning rate {learning_rate}, {iterations} iterations)")
+    started = time.perf_counter()
+    result = two_layer_neural_network(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        num_iterations=iterations,
+        learning_rate=learning_rate,
+        rng=np.random.default_rng(seed),
+        report=lambda i, cost: say.print(f"Cost after iteration {i}: {cost:f}"),
+    )
+    seconds = time.perf_counter() - started
+
+    say.rule("5. Predict (1 where A2 > 0.5) and accuracy")
+    say.print(f"train accuracy: {100 * result.train_accuracy:.2f} %")
+    say.print(f"test accuracy: {100 * result.test_accuracy:.2f} %")
+    metrics = {
+        "train_accuracy": result.train_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "seconds": seconds,
+        "hidden_units": HIDDEN_LAYER_SIZE,
+        "learning_rate": learning_rate,
+        "iterations": iterations,
+        "final_cost": result.cost_list[-1],
+    }
+    return {
+        "metrics": metrics,
+        "cost_list": result.cost_list,
+        "parameters": result.parameters,
+        "initial_weight1": initial["weight1"],
+    }
+
+
+def _l_layer_steps(
+    say: Console, split: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], seed: int
+) -> dict[str, Any]:
+    """Steps 6 to 8: the L-layer network, cross-validated on the training images, then
+    trained on all of them and scored on the test images."""
+    from sklearn.model_selection import check_cv, cross_val_score
+
+    x_train, y_train, x_test, y_test = split
+    X_train, labels_train = x_train.T, y_train.ravel()  # samples first, for scikit-learn
+    X_test, labels_test = x_test.T, y_test.ravel()
+    settings = L_LAYER_SETTINGS
+    sizes = [x_train.shape[0], *settings["hidden_layer_sizes"], 1]
+    count = sum(a * b + b for a, b in itertools.pairwise(sizes))
+
+    say.rule("6. The L-layer network, on signdigits.nn: " + " → ".join(map(str, sizes)))
+    say.print(
+        f"ReLU, ReLU, sigmoid; {count:,} parameters; weights uniform in ±0.05 (Keras's "
+        f'"uniform"), biases 0; Adam (learning rate {settings["learning_rate"]}, β = '
+        f"{settings['betas'][0]}, {settings['betas'][1]}, ε = {settings['eps']:g}); binary "
+        "cross-entropy computed from the logit (binary_cross_entropy_with_logits: no "
+        f"separate sigmoid, so no log 0); {settings['epochs']} epochs of mini-batches of "
+        f"{settings['batch_size']}, shuffled each epoch by the generator of random_state={seed}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+    # cv=3 gives a classifier scikit-learn's StratifiedKFold(3), unshuffled: each fold tests
+    # on one third of the images, in order, with both signs in the same proportion.
+    folds = list(check_cv(CV_FOLDS, labels_train, classifier=True).split(X_train, labels_train))
+    say.rule(
+        f"7. {CV_FOLDS}-fold cross-validation on the {x_train.shape[1]} training images "
+        f"(scikit-learn's cross_val_score, cv={CV_FOLDS})"
+    )
+    started = time.perf_counter()
+    scores = cross_val_score(build_classifier(seed), X_train, labels_train, cv=CV_FOLDS)
+    cv_seconds = time.perf_counter() - started
+    for fold, (score, (trained, tested)) in enumerate(zip(scores, folds, strict=True), start=1):
+        say.print(
+            f"fold {fold}: accuracy {100 * score:.2f} % ({round(score * len(tested))} of "
+            f"{len(tested)} right; trained on the other {len(trained)})"
+        )
+    mean, std = float(scores.mean()), float(scores.std())
+    say.print(f"mean accuracy: {100 * mean:.2f} %")
+    say.print(
+        f"standard deviation: {100 * std:.2f} % (of the {CV_FOLDS} folds' accuracies; the "
+        'original printed it labelled "variance")',
+        markup=False,
+        soft_wrap=True,
+    )
+
+    say.rule(
+        f"8. The L-layer network on all {x_train.shape[1]} training images, then the "
+        f"{x_test.shape[1]} test images"
+    )
+    started = time.perf_counter()
+    model = build_classifier(seed).fit(X_train, labels_train)
+    seconds = time.perf_counter() - started
+    train_accuracy = float(model.score(X_train, labels_train))
+    test_accuracy = float(model.score(X_test, labels_test))
+    say.print(f"loss after epoch {model.n_iter_}: {model.loss_curve_[-1]:f}")
+    say.print(f"train accuracy: {100 * train_accuracy:.2f} %")
+    say.print(f"test accuracy: {100 * test_accuracy:.2f} %")
+    return {
+        "train_accuracy": train_accuracy,
+        "test_accuracy": test_accuracy,
+        "seconds": seconds,
+        "layer_sizes": sizes,
+        **{key: list(v) if isinstance(v, tuple) else v for key, v in settings.items()},
+        "final_loss": model.loss_curve_[-1],
+        "cv_accuracies": [float(score) for score in scores],
+        "cv_test_sizes": [len(tested) for _, tested in folds],
+        "cv_mean": mean,
+        "cv_std": std,
+        "cv_seconds": cv_seconds,
+    }
+
+
+def _timed_logistic_regression(
+    split: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> dict[str, Any]:
+    """Part 1's logistic regression with part 1's defaults, timed, for the table."""
+    learning_rate, iterations = 0.01, 150
+    started = time.perf_counter()
+    result = logistic_regression(*split, learning_rate=learning_rate, num_iterations=iterations)
+    return {
+        "train_accuracy": result.train_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "seconds": time.perf_counter() - started,
+        "learning_rate": learning_rate,
+        "iterations": iterations,
+        "final_cost": result.cost_list[-1],
+    }
+
+
+def _fit_sklearn_mlp(
+    split: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], seed: int
+) -> dict[str, Any]:
+    """scikit-learn's own MLPClassifier(hidden_layer_sizes=(8, 4)) with its other defaults
+    (Adam, learning rate 0.001, batches of 200, at most 200 epochs), samples first, timed."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    x_train, y_train, x_test, y_test = split
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model = MLPClassifier(hidden_layer_sizes=(8, 4), random_state=seed)
+        model.fit(x_train.T, y_train.ravel())
+    seconds = time.perf_counter() - started
+    return {
+        "train_accuracy": float(model.score(x_train.T, y_train.ravel())),
+        "test_accuracy": float(model.score(x_test.T, y_test.ravel())),
+        "seconds": seconds,
+        "hidden_layer_sizes": [8, 4],
+        "n_iter": int(model.n_iter_),
+        "converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught),
+    }
+
+
+MODEL_NAMES = {
+    "logistic_regression": "logistic regression, part 1",
+    "sklearn_logistic_regression": "sklearn LogisticRegression",
+    "two_layer_neural_network": "two-layer, 3 tanh (by hand)",
+    "l_layer_neural_network": "L-layer 8-4-1 (nn, Adam)",
+    "sklearn_mlp": "sklearn MLPClassifier(8, 4)",
+}
+"""How part 2's table names each model of ``metrics["models"]``."""
+
+
+def _models_table(models: dict[str, dict[str, Any]], seed: int) -> Table:
+    table = Table(
+        title=f"Every model on the same split (seed {seed}): accuracies, CV mean ± std",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("model", no_wrap=True)
+    for column in ("train", "test", f"{CV_FOLDS}-fold CV", "seconds"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for key, label in MODEL_NAMES.items():
+        model = models[key]
+        cv, seconds = "—", f"{model['seconds']:.3f}"
+        if "cv_mean" in model:
+            cv = f"{100 * model['cv_mean']:.2f} ± {100 * model['cv_std']:.2f} %"
+        table.add_row(
+            label,
+            f"{100 * model['train_accuracy']:.2f} %",
+            f"{100 * model['test_accuracy']:.2f} %",
+            cv,
+            seconds,
+        )
+    return table
