@@ -33,6 +33,7 @@ def test_every_python_example_is_checked_here():
         "t.load_zeros_and_ones",
         "preprocess_image(",
         "for step in",
+        "for epoch in",
     ]
     assert sorted(checked) == sorted(c for c in checked for b in BLOCKS if c in b)
     assert len(BLOCKS) == len(checked) + 1  # and the gradcheck session, a doctest
@@ -79,3 +80,11 @@ def test_the_gradcheck_session():
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+@pytest.mark.usefixtures("dataset")
+def test_the_network_with_nn_and_optim_learns_what_the_readme_says(dataset_source, monkeypatch):
+    monkeypatch.setenv("SIGNDIGITS_DATA", str(dataset_source.path))
+    (line,) = _run(_block("for epoch in")).splitlines()
+    accuracy = float(re.fullmatch(r"test accuracy (\d+\.\d)%", line).group(1))
+    assert 70 <= accuracy <= 80  # "about 75 %"
