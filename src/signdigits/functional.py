@@ -2,8 +2,9 @@
 
 Images are NCHW: ``(batch, channels, height, width)``. Only functions live here: the fused
 operations (linear, conv2d, the pools, softmax, the losses, dropout) each record one graph
-node of :mod:`signdigits.autograd.nn_ops`, whose backward is written out next to its forward;
-the others (batch norm, mse) are compositions of :mod:`signdigits.autograd` operations.
+node of :mod:`signdigits.autograd.nn_ops`, and batch norm one of
+:mod:`signdigits.autograd.normalization`, whose backward is written out next to its forward;
+mse is a composition of :mod:`signdigits.autograd` operations.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from signdigits.autograd.nn_ops import (
     MaxPool2dOp,
     SoftmaxOp,
 )
+from signdigits.autograd.normalization import BatchNormOp
 from signdigits.autograd.ops import as_tensor, leaky_relu, relu, sigmoid, softplus, tanh
 from signdigits.autograd.tensor import ArrayLike, Tensor, apply, lift
 from signdigits.errors import InvalidArgumentError, ShapeError
@@ -228,6 +230,9 @@ def batch_norm(
     statistics are used. Every argument is checked before any running statistic changes.
     An empty batch gives an empty result and leaves the running statistics as they are, as
     in PyTorch; one value per channel in training is an error (its variance is undefined).
+
+    It records one graph node, :class:`~signdigits.autograd.normalization.BatchNormOp`, whose
+    closed-form gradient and float64 statistics are explained there.
     """
     x = as_tensor(x)
     if x.ndim not in (2, 3, 4):
@@ -242,33 +247,35 @@ def batch_norm(
         (bias, "bias"),
     ):
         _check_channel_vector(value, name, channels)
-    axes = (0, *range(2, x.ndim))
-    channel_shape = (1, -1) + (1,) * (x.ndim - 2)
+    training = bool(training)
     if training:
-        count = math.prod(x.shape[a] for a in axes)
+        count = math.prod(x.shape[a] for a in (0, *range(2, x.ndim)))
         if count == 1:
             raise InvalidArgumentError(
                 f"batch_norm: training needs more than one value per channel, got input of "
                 f"shape {x.shape}; use a batch of more than one sample, or eval() for inference"
             )
-        mean = x.mean(axis=axes, keepdims=True)
-        centred = x - mean
-        var = (centred * centred).mean(axis=axes, keepdims=True)
-        for running, batch in ((running_mean, mean.data), (running_var, var.data)):
-            if running is not None and count > 0:
-                stat = _stat_array(running)
-                scale = count / (count - 1) if running is running_var else 1.0
-                stat *= 1 - momentum
-                stat += momentum * scale * batch.reshape(stat.shape)
-        y = centred / (var + eps).sqrt()
+        op = BatchNormOp(True, eps, weight is not None, bias is not None)
     else:
         if running_mean is None or running_var is None:
             raise InvalidArgumentError("batch_norm: evaluation needs running_mean and running_var")
-        mean = _stat_array(running_mean).reshape(channel_shape)
-        inv_std = 1 / np.sqrt(_stat_array(running_var).reshape(channel_shape) + eps)
-        y = (x - mean) * inv_std
-    if weight is not None:
-        y = y * weight.reshape(channel_shape)
-    if bias is not None:
-        y = y + bias.reshape(channel_shape)
+        op = BatchNormOp(
+            False,
+            eps,
+            weight is not None,
+            bias is not None,
+            _stat_array(running_mean),
+            _stat_array(running_var),
+        )
+    affine = [lift(value, x) for value in (weight, bias) if value is not None]
+    y = apply(op, x, *affine)
+    if training and op.count > 0:  # every check passed: now update the running statistics
+        for running, batch, scale in (
+            (running_mean, op.batch_mean, 1.0),
+            (running_var, op.batch_var, op.count / (op.count - 1)),
+        ):
+            if running is not None:
+                stat = _stat_array(running)
+                stat *= 1 - momentum
+                stat += momentum * scale * batch
     return y
