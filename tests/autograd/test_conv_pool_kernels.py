@@ -356,3 +356,79 @@ def test_pool_gradients_are_owned_by_their_leaf(kernel, stride):
         pool(t, kernel, stride).backward(upstream)
         np.testing.assert_array_equal(t.grad, 2 * first)
         np.testing.assert_array_equal(upstream, np.ones(out.shape))
+
+
+@pytest.mark.parametrize("chunk_values", [1, 2 * 180, 10**9])  # an image: 180 column values
+@pytest.mark.parametrize("needs", [(False, False, False), (True, False, True), (True, False)])
+def test_conv2d_forward_without_a_weight_gradient_in_chunks(monkeypatch, chunk_values, needs):
+    """Inference or a frozen weight: the columns are built a few images at a time; the output
+    is bit for bit the one-matrix output, and x and b still get torch's gradients."""
+    arrays = random_arrays(10, [(5, 2, 5, 5), (3, 2, 3, 3), (3,)][: len(needs) + 1])
+    arrays = arrays[: len(needs)]
+    for dtype in (np.float32, np.float64):
+        full = F.conv2d(
+            *[Tensor(a.astype(dtype), requires_grad=True) for a in arrays],
+            padding=(1, 0),
+            stride=(1, 2),
+        ).data
+        monkeypatch.setattr(nn_ops, "_CHUNK_VALUES", chunk_values)
+        ts = [Tensor(a.astype(dtype), requires_grad=r) for a, r in zip(arrays, needs, strict=True)]
+        tt = [
+            torch.tensor(a.astype(dtype), requires_grad=r)
+            for a, r in zip(arrays, needs, strict=True)
+        ]
+        out = F.conv2d(*ts, padding=(1, 0), stride=(1, 2))
+        ref = tF.conv2d(*tt, padding=(1, 0), stride=(1, 2))
+        monkeypatch.undo()
+        np.testing.assert_array_equal(out.data, full)
+        assert out.data.dtype == dtype and out.data.flags.c_contiguous
+        assert_close(out.data, ref.detach().numpy(), dtype)
+        if any(needs):
+            assert out.creator.saved[0] is None
+            upstream = np.random.default_rng(3).standard_normal(out.shape).astype(dtype)
+            out.backward(upstream)
+            ref.backward(torch.from_numpy(upstream))
+            for t, r in zip(ts, tt, strict=True):
+                assert (t.grad is None) == (r.grad is None)
+                if r.grad is not None:
+                    assert_close(t.grad, r.grad.numpy(), dtype)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_conv2d_forward_without_a_weight_gradient_on_tiny_batches(n):
+    x, w, b = random_arrays(11, [(n, 3, 4, 6), (2, 3, 5, 5), (2,)])
+    out = F.conv2d(Tensor(x), Tensor(w), Tensor(b), padding=2)
+    ref = tF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=2)
+    assert out.shape == tuple(ref.shape)
+    np.testing.assert_allclose(out.data, ref.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("keep_width", [0, 10**9])  # rebuild the columns, or keep them all
+@pytest.mark.parametrize("chunk_values", [1, 2 * 180, 10**9])
+@pytest.mark.parametrize(
+    ("shapes", "stride", "padding"),
+    [
+        ([(5, 2, 5, 5), (3, 2, 3, 3), (3,)], (1, 2), (1, 0)),  # an image: 180 column values
+        ([(3, 3, 9, 7), (2, 3, 2, 5)], (2, 3), (1, 2)),
+        ([(1, 1, 6, 6), (4, 1, 1, 1), (4,)], 1, 0),
+        ([(0, 2, 4, 4), (3, 2, 3, 3), (3,)], 1, 1),
+    ],
+)
+def test_conv2d_weight_gradient_from_kept_or_rebuilt_columns(
+    monkeypatch, keep_width, chunk_values, shapes, stride, padding
+):
+    """∂L/∂w from the kept column matrix (one product) or from columns rebuilt in chunks out
+    of the saved image (a sum of per-image products): both match torch and the reference."""
+    monkeypatch.setattr(nn_ops, "_KEEP_WIDTH", keep_width)
+    monkeypatch.setattr(nn_ops, "_CHUNK_VALUES", chunk_values)
+    arrays = random_arrays(12, shapes)
+    ours = lambda *ts: F.conv2d(*ts, stride=stride, padding=padding)  # noqa: E731
+    for dtype in (np.float32, np.float64):
+        check_against_torch(
+            ours, lambda *ts: tF.conv2d(*ts, stride=stride, padding=padding), arrays, dtype
+        )
+        check_against_reference(
+            ours, lambda *ts: reference_conv2d(*ts, stride=stride, padding=padding), arrays, dtype
+        )
+    out = ours(*[Tensor(a, requires_grad=True) for a in arrays])
+    assert out.creator.saved[0].ndim == (2 if keep_width else 4)
