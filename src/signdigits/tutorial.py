@@ -28,8 +28,9 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -149,6 +150,19 @@ def _check_hyperparameters(learning_rate: float, number_of_iterations: int) -> N
         )
 
 
+def _stop_if_diverged(
+    iteration: int, learning_rate: float, cost: float, *parameters: np.ndarray | float
+) -> None:
+    """Raise ``TrainingError`` once gradient descent has left the finite numbers (a learning
+    rate far too large): better one clear line than NaN costs and NumPy's warnings."""
+    if not (math.isfinite(cost) and all(np.isfinite(p).all() for p in parameters)):
+        raise TrainingError(
+            f"gradient descent diverged at iteration {iteration}: the cost or the weights are "
+            f"no longer finite numbers (learning rate {learning_rate} is too large); try a "
+            "smaller --lr such as 0.01"
+        )
+
+
 def update(
     w: np.ndarray,
     b: float,
@@ -172,12 +186,7 @@ def update(
             cost, gradients = forward_backward_propagation(w, b, x_train, y_train)
             w = w - learning_rate * gradients["derivative_weight"]
             b = b - learning_rate * gradients["derivative_bias"]
-        if not (math.isfinite(cost) and math.isfinite(b) and np.isfinite(w).all()):
-            raise TrainingError(
-                f"gradient descent diverged at iteration {i}: the cost or the weights are no "
-                f"longer finite numbers (learning rate {learning_rate} is too large); try a "
-                "smaller --lr such as 0.01"
-            )
+        _stop_if_diverged(i, learning_rate, cost, w, b)
         cost_list.append(cost)
         if report is not None and i % 10 == 0:
             report(i, cost)
@@ -367,10 +376,15 @@ def run_tutorial(
                 title="The signs 0 and 1: six images of each, as the model sees them",
             )
             write_json(folder / "metrics.json", metrics)
-    say.rule("Files")
-    for name in RESULT_FILES:
-        say.print(f"wrote {results.path / name}", markup=False, soft_wrap=True)
+    _say_written(say, results.path, RESULT_FILES)
     return metrics
+
+
+def _say_written(say: Console, folder: Path, names: Sequence[str]) -> None:
+    """The closing step of a run: the files it wrote, each path as plain text."""
+    say.rule("Files")
+    for name in names:
+        say.print(f"wrote {folder / name}", markup=False, soft_wrap=True)
 
 
 def _data_and_split(
@@ -421,27 +435,36 @@ def _samples(X: np.ndarray, Y: np.ndarray, per_class: int = 6) -> tuple[np.ndarr
     return X[chosen], [int(label) for label in Y.ravel()[chosen]]
 
 
-def _fit_sklearn(
-    X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, seed: int
+def _fit_and_score(
+    model: Any, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray
 ) -> dict[str, Any]:
-    """scikit-learn's LogisticRegression on the same split, samples first, timed."""
+    """Fit a scikit-learn ``model`` on samples-first arrays and score it, timed (fit and
+    score); ``converged`` is False when its solver warned that it stopped too early."""
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
 
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        model = LogisticRegression(random_state=seed, max_iter=150).fit(X_train, y_train)
+        model.fit(X_train, y_train)
         train_accuracy = float(model.score(X_train, y_train))
         test_accuracy = float(model.score(X_test, y_test))
     seconds = time.perf_counter() - started
-    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     return {
         "train_accuracy": train_accuracy,
         "test_accuracy": test_accuracy,
         "seconds": seconds,
-        "converged": converged,
+        "converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught),
     }
+
+
+def _fit_sklearn(
+    X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, seed: int
+) -> dict[str, Any]:
+    """scikit-learn's LogisticRegression on the same split, samples first, timed."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(random_state=seed, max_iter=150)
+    return _fit_and_score(model, X_train, y_train, X_test, y_test)
 
 
 # =============================================================================================
@@ -619,12 +642,7 @@ def two_layer_neural_network(
                 cost = compute_cost_NN(cache, y_train)
                 grads = backward_propagation_NN(parameters, cache, x_train, y_train)
                 parameters = update_parameters_NN(parameters, grads, learning_rate)
-            if not (math.isfinite(cost) and all(np.isfinite(p).all() for p in parameters.values())):
-                raise TrainingError(
-                    f"gradient descent diverged at iteration {i}: the cost or the weights are "
-                    f"no longer finite numbers (learning rate {learning_rate} is too large); "
-                    "try a smaller --lr such as 0.01"
-                )
+            _stop_if_diverged(i, learning_rate, cost, *parameters.values())
             cost_list.append(cost)
             if report is not None and i % 100 == 0:
                 report(i, cost)
@@ -783,9 +801,7 @@ def run_tutorial_part2(
                 initial_weights=two_layer["initial_weight1"],
             )
             write_json(folder / "metrics.json", metrics)
-    say.rule("Files")
-    for name in PART2_RESULT_FILES:
-        say.print(f"wrote {results.path / name}", markup=False, soft_wrap=True)
+    _say_written(say, results.path, PART2_RESULT_FILES)
     return metrics
 
 
@@ -945,24 +961,12 @@ def _fit_sklearn_mlp(
 ) -> dict[str, Any]:
     """scikit-learn's own MLPClassifier(hidden_layer_sizes=(8, 4)) with its other defaults
     (Adam, learning rate 0.001, batches of 200, at most 200 epochs), samples first, timed."""
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
     x_train, y_train, x_test, y_test = split
-    started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        model = MLPClassifier(hidden_layer_sizes=(8, 4), random_state=seed)
-        model.fit(x_train.T, y_train.ravel())
-    seconds = time.perf_counter() - started
-    return {
-        "train_accuracy": float(model.score(x_train.T, y_train.ravel())),
-        "test_accuracy": float(model.score(x_test.T, y_test.ravel())),
-        "seconds": seconds,
-        "hidden_layer_sizes": [8, 4],
-        "n_iter": int(model.n_iter_),
-        "converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught),
-    }
+    model = MLPClassifier(hidden_layer_sizes=(8, 4), random_state=seed)
+    fitted = _fit_and_score(model, x_train.T, y_train.ravel(), x_test.T, y_test.ravel())
+    return {**fitted, "hidden_layer_sizes": [8, 4], "n_iter": int(model.n_iter_)}
 
 
 MODEL_NAMES = {
