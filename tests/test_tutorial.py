@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +42,7 @@ from signdigits.tutorial import (
     predict,
     sigmoid,
     split_flatten_transpose,
+    train_test_indices,
     update,
 )
 from tests.conftest import CliRun
@@ -386,6 +390,40 @@ def test_tutorial_metrics(tutorial_run: tuple[CliRun, Path]) -> None:
     assert sklearn["seconds"] > 0
 
 
+def test_a_second_run_prints_the_same_without_importing_scikit_learn(
+    tutorial_run: tuple[CliRun, Path], dataset_source: DataSource, tmp_path: Path
+) -> None:
+    """The warm run is fast because scikit-learn's fit is kept in the cache: a fresh
+    process prints the same steps and numbers, and never imports scikit-learn (~1.5 s)."""
+    first_run, first_out = tutorial_run
+    out = tmp_path / "again"
+    args = ["tutorial", "--data", str(dataset_source.path), "--out", str(out)]
+    program = (
+        "import sys\n"
+        "from signdigits.cli import main\n"
+        f"code = main({args!r})\n"
+        "print('scikit-learn imported:', 'sklearn' in sys.modules)\n"
+        "sys.exit(code)\n"
+    )
+    env = {**os.environ, "COLUMNS": "200"}
+    second = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert second.returncode == 0, second.stderr
+
+    def without_times(stdout: str) -> str:  # ours is timed afresh each run
+        return re.sub(r"│ [0-9.]+ +│", "│ … │", stdout.replace(str(first_out), str(out)))
+
+    assert second.stdout.splitlines()[-1] == "scikit-learn imported: False"
+    assert (
+        without_times(second.stdout).splitlines()[:-1]
+        == without_times(first_run.stdout).splitlines()
+    )
+    first = json.loads((first_out / "metrics.json").read_text())["sklearn"]
+    again = json.loads((out / "metrics.json").read_text())["sklearn"]
+    assert again == {**first, "cached": True}
+
+
 @pytest.mark.parametrize("figure", ["cost_curve.png", "weights.png", "samples.png"])
 def test_tutorial_figures_are_readable_pngs(figure: str, tutorial_run: tuple[CliRun, Path]) -> None:
     path = tutorial_run[1] / figure
@@ -394,3 +432,20 @@ def test_tutorial_figures_are_readable_pngs(figure: str, tutorial_run: tuple[Cli
         assert image.format == "PNG"
         assert min(image.size) > 100
     assert path.name in tutorial_run[0].stdout
+
+
+@pytest.mark.parametrize("m", [2, 3, 7, 10, 100, 410, 2062])
+@pytest.mark.parametrize("test_size", [0.01, 0.15, 0.2, 0.5, 0.85, 0.999])
+@pytest.mark.parametrize("seed", [0, 1, 42, 2**32 - 1])
+def test_the_split_indices_are_scikit_learns(m: int, test_size: float, seed: int) -> None:
+    """The split is computed without importing scikit-learn; it must be its split exactly,
+    rows in the same order, and refuse the same sizes."""
+    try:
+        expected = train_test_split(np.arange(m), test_size=test_size, random_state=seed)
+    except ValueError:
+        with pytest.raises(ValueError, match="would be empty"):
+            train_test_indices(m, test_size, seed)
+        return
+    train, test = train_test_indices(m, test_size, seed)
+    np.testing.assert_array_equal(train, expected[0])
+    np.testing.assert_array_equal(test, expected[1])

@@ -27,7 +27,6 @@ import itertools
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from signdigits.comparison import fit_and_score, fit_logistic_regression
 from signdigits.data import SignDigits, load_dataset
+from signdigits.data.cache import cache_dir
 from signdigits.errors import InvalidArgumentError, TrainingError
 from signdigits.runs import ResultsFolder, write_json
 
@@ -72,20 +73,36 @@ def flatten_and_transpose(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.
     return X.reshape(X.shape[0], -1).T, Y.T
 
 
+def train_test_indices(
+    m: int, test_size: float, random_state: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows that scikit-learn's ``train_test_split(..., test_size, random_state)`` puts
+    in the training and the test set, computed as it does, without importing it (~1 s).
+
+    A permutation of the m rows from ``np.random.RandomState(random_state)``; its first
+    ⌈test_size · m⌉ rows are the test set and the rest, in that order, the training set.
+    (A test pins this against scikit-learn for many sizes and seeds.)
+    """
+    n_test = math.ceil(test_size * m)
+    n_train = m - n_test
+    if n_train <= 0 or n_test <= 0:
+        raise ValueError(
+            f"{n_test} test and {n_train} training images: one of the two sets would be empty"
+        )
+    permutation = np.random.RandomState(random_state).permutation(m)
+    return permutation[n_test:], permutation[:n_test]
+
+
 def split_flatten_transpose(
     X: np.ndarray, Y: np.ndarray, test_size: float = 0.15, random_state: int = 42
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """scikit-learn's ``train_test_split``, then ``flatten_and_transpose`` of each part.
+    """The tutorial's ``train_test_split``, then ``flatten_and_transpose`` of each part.
 
     Returns x_train (4096, 348), y_train (1, 348), x_test (4096, 62), y_test (1, 62)
-    with the tutorial's defaults.
+    with the tutorial's defaults: the same arrays as scikit-learn's split gives.
     """
-    from sklearn.model_selection import train_test_split  # scikit-learn takes ~1 s to import
-
-    X_train, X_test, Y_train, Y_test = train_test_split(
-        X, Y, test_size=test_size, random_state=random_state
-    )
-    return (*flatten_and_transpose(X_train, Y_train), *flatten_and_transpose(X_test, Y_test))
+    train, test = train_test_indices(len(X), test_size, random_state)
+    return (*flatten_and_transpose(X[train], Y[train]), *flatten_and_transpose(X[test], Y[test]))
 
 
 def initialize_weights_and_bias(dimension: int) -> tuple[np.ndarray, float]:
@@ -267,7 +284,7 @@ def _split(
     """``split_flatten_transpose``, refusing a split that leaves nothing to learn or test."""
     try:
         parts = split_flatten_transpose(X, Y, test_size, seed)
-    except ValueError as error:  # scikit-learn's word for a test size that leaves a part empty
+    except ValueError as error:  # a test size that leaves a part empty
         raise InvalidArgumentError(
             f"test size {test_size} cannot split {len(X)} images: {error}"
         ) from None
@@ -330,7 +347,9 @@ def run_tutorial(
         say.print(f"test accuracy: {100 * result.test_accuracy:.2f} %")
 
         say.rule(f"6. scikit-learn LogisticRegression(random_state={seed}, max_iter=150)")
-        sklearn_metrics = _fit_sklearn(x_train.T, y_train.ravel(), x_test.T, y_test.ravel(), seed)
+        sklearn_metrics = fit_logistic_regression(
+            x_train.T, y_train.ravel(), x_test.T, y_test.ravel(), seed, cache_folder=cache_dir()
+        )
         table = Table("model", "train accuracy", "test accuracy", "seconds")
         table.add_row(
             "ours (NumPy, from scratch)",
@@ -433,38 +452,6 @@ def _samples(X: np.ndarray, Y: np.ndarray, per_class: int = 6) -> tuple[np.ndarr
         indices.append(members[np.linspace(0, len(members) - 1, per_class).astype(int)])
     chosen = np.concatenate(indices)
     return X[chosen], [int(label) for label in Y.ravel()[chosen]]
-
-
-def _fit_and_score(
-    model: Any, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray
-) -> dict[str, Any]:
-    """Fit a scikit-learn ``model`` on samples-first arrays and score it, timed (fit and
-    score); ``converged`` is False when its solver warned that it stopped too early."""
-    from sklearn.exceptions import ConvergenceWarning
-
-    started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        model.fit(X_train, y_train)
-        train_accuracy = float(model.score(X_train, y_train))
-        test_accuracy = float(model.score(X_test, y_test))
-    seconds = time.perf_counter() - started
-    return {
-        "train_accuracy": train_accuracy,
-        "test_accuracy": test_accuracy,
-        "seconds": seconds,
-        "converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught),
-    }
-
-
-def _fit_sklearn(
-    X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, seed: int
-) -> dict[str, Any]:
-    """scikit-learn's LogisticRegression on the same split, samples first, timed."""
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(random_state=seed, max_iter=150)
-    return _fit_and_score(model, X_train, y_train, X_test, y_test)
 
 
 # =============================================================================================
@@ -754,7 +741,9 @@ def run_tutorial_part2(
 
         say.rule("9. Every model of both parts, on the same split")
         logistic = _timed_logistic_regression(split)
-        sklearn_logistic = _fit_sklearn(x_train.T, y_train.ravel(), x_test.T, y_test.ravel(), seed)
+        sklearn_logistic = fit_logistic_regression(
+            x_train.T, y_train.ravel(), x_test.T, y_test.ravel(), seed
+        )
         sklearn_mlp = _fit_sklearn_mlp(split, seed)
         models = {
             "logistic_regression": logistic,
@@ -965,7 +954,7 @@ def _fit_sklearn_mlp(
 
     x_train, y_train, x_test, y_test = split
     model = MLPClassifier(hidden_layer_sizes=(8, 4), random_state=seed)
-    fitted = _fit_and_score(model, x_train.T, y_train.ravel(), x_test.T, y_test.ravel())
+    fitted = fit_and_score(model, x_train.T, y_train.ravel(), x_test.T, y_test.ravel())
     return {**fitted, "hidden_layer_sizes": [8, 4], "n_iter": int(model.n_iter_)}
 
 

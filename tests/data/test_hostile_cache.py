@@ -27,7 +27,9 @@ from signdigits.data.cache import (
     decoded_key,
     decoded_path,
     expected_labels,
+    is_checked_archive,
     load_decoded,
+    remember_checked_archive,
     save_decoded,
 )
 from signdigits.data.sources import identify_source, read_image_files
@@ -62,7 +64,7 @@ def forged(key: str = "") -> Callable[[Path, np.ndarray, np.ndarray], None]:
             save_decoded(images, labels)
         else:
             digest = np.array(arrays_digest(images, labels, key))
-            np.savez(path, images=images, labels=labels, key=np.array(key), sha256=digest)
+            np.savez(path, images=images, labels=labels, key=np.array(key), digest=digest)
 
     return write
 
@@ -113,7 +115,7 @@ HOSTILE: dict[str, Callable[[Path, np.ndarray, np.ndarray], None]] = {
         path, images, np.roll(labels, 1)
     ),
     "changed digest": lambda path, images, labels: np.savez(
-        path, images=images, labels=labels, key=np.array(decoded_key()), sha256=np.array("0" * 64)
+        path, images=images, labels=labels, key=np.array(decoded_key()), digest=np.array("0" * 64)
     ),
     "another version's key": forged(key="f" * 64),
     "images as float64": lambda path, images, labels: forged()(
@@ -162,7 +164,7 @@ def test_a_hostile_cache_is_not_trusted(
 
     if case in FOUND_BY_DECODING_AGAIN:
         assert cached is not None, "the forgery should pass the file's own checks"
-        assert not dataset_module._agrees_with_files(cached[0], photo_files)
+        assert dataset_module._cached_if_agrees(photo_files) is None
     else:
         assert cached is None
     assert not (isolated_cache.parent / "unpickled.marker").exists()
@@ -190,17 +192,29 @@ def assert_the_decoded_dataset(loaded: SignDigits, decoded: Arrays) -> None:
 
 
 def cache_contents(cache: Path) -> list[str]:
-    return sorted(str(path.relative_to(cache)) for path in cache.rglob("*"))
+    """The cache folder's files, but for the record of checked archives."""
+    return sorted(
+        str(path.relative_to(cache))
+        for path in cache.rglob("*")
+        if not path.name.startswith("checked-archives-")
+    )
 
 
+@pytest.mark.parametrize("checked_before", [False, True], ids=["new archive", "checked archive"])
 @pytest.mark.parametrize("case", LOADED)
 def test_a_hostile_cache_is_decoded_again(
     case: str,
+    checked_before: bool,
     decoded: Arrays,
     dataset_archive: Path,
     isolated_cache: Path,
     decode_calls: list[int],
 ) -> None:
+    """Also when the archive is one already checked in full, whose images are then not
+    all read again: the cache must still prove itself, or the photos are decoded."""
+    if checked_before:
+        remember_checked_archive(dataset_archive.read_bytes())
+        assert is_checked_archive(dataset_archive.read_bytes())
     path = write_hostile(case, decoded)
 
     loaded = load_dataset(dataset_archive, show_progress=False)

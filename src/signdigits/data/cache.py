@@ -5,13 +5,18 @@ cache folder (``~/.cache/signdigits`` on Linux).
 
 The decoded arrays are only trusted when they prove what they are. The file's name
 and the ``key`` stored in it come from the manifest and the preprocessing version;
-its ``sha256`` is the digest of that key and of the arrays; its labels must be the
+its ``digest`` is the BLAKE2b digest of that key and of the arrays (BLAKE2b rather than
+SHA-256: twice as fast on 34 MB where the CPU has no SHA instructions); its labels must be the
 manifest's digits in decoding order, its images in [0, 1]. It is read without
 ``np.load``: each member's header is checked (shape and dtype exactly, so an object
 array is never unpickled) before its bytes are read, and the file's size is bounded
 first. Anything else (another version's file, random arrays, shifted labels, a
 truncated file, a folder in its place) is ignored and the photos are decoded again:
 a damaged cache is not the user's error.
+
+The cache also remembers, by the BLAKE2b digest of their bytes, the archives whose every
+image was checked against the manifest: an archive identical byte for byte to one of them
+needs no second check of its 2,062 images (``is_checked_archive``).
 """
 
 from __future__ import annotations
@@ -106,8 +111,8 @@ def expected_labels() -> np.ndarray:
 
 
 def arrays_digest(images: np.ndarray, labels: np.ndarray, key: str) -> str:
-    """SHA-256 of ``key`` and of the arrays' dtypes, shapes and bytes."""
-    digest = hashlib.sha256(key.encode())
+    """BLAKE2b (256 bits) of ``key`` and of the arrays' dtypes, shapes and bytes."""
+    digest = hashlib.blake2b(key.encode(), digest_size=32)
     for array in (images, labels):
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(np.ascontiguousarray(array).data)
@@ -121,7 +126,7 @@ def _members() -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         "images": ((n_images, IMAGE_SIZE, IMAGE_SIZE), np.dtype(np.float32)),
         "labels": ((n_images,), np.dtype(np.int64)),
         "key": ((), np.dtype("U64")),
-        "sha256": ((), np.dtype("U64")),
+        "digest": ((), np.dtype("U64")),
     }
 
 
@@ -170,7 +175,7 @@ def _read_decoded(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 arrays[name] = _read_member(stream, *members[name])
     images, labels = arrays["images"], arrays["labels"]
     key = decoded_key()
-    if str(arrays["key"]) != key or str(arrays["sha256"]) != arrays_digest(images, labels, key):
+    if str(arrays["key"]) != key or str(arrays["digest"]) != arrays_digest(images, labels, key):
         raise _NotTheDecodedArrays("another key, or arrays changed since written")
     if not np.array_equal(labels, expected_labels()):
         raise _NotTheDecodedArrays("labels")
@@ -207,7 +212,46 @@ def save_decoded(images: np.ndarray, labels: np.ndarray) -> None:
                 images=images,
                 labels=labels,
                 key=np.array(key),
-                sha256=np.array(arrays_digest(images, labels, key)),
+                digest=np.array(arrays_digest(images, labels, key)),
             )
     except OSError:
         pass  # the cache only saves time: a read-only or full disk must not stop the work
+
+
+_CHECKED_ARCHIVES_KEPT = 8
+"""How many checked archives are remembered (the newest ones)."""
+
+
+def archive_digest(content: bytes) -> str:
+    """BLAKE2b (256 bits) of an archive's bytes: what identifies a checked archive."""
+    return hashlib.blake2b(content, digest_size=32).hexdigest()
+
+
+def _checked_archives_path() -> Path:
+    """The list of checked archives' digests, named by the manifest they were checked against."""
+    return cache_dir() / f"checked-archives-{manifest_digest()[:16]}.txt"
+
+
+def _checked_archives() -> list[str]:
+    try:
+        with _checked_archives_path().open("rb") as file:
+            text = file.read(_CHECKED_ARCHIVES_KEPT * 65).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return text.split()
+
+
+def is_checked_archive(content: bytes) -> bool:
+    """Whether an archive with exactly these bytes had every image checked before."""
+    return archive_digest(content) in _checked_archives()
+
+
+def remember_checked_archive(content: bytes) -> None:
+    """Record that the archive with these bytes had every image checked against the manifest."""
+    digest = archive_digest(content)
+    kept = [digest] + [known for known in _checked_archives() if known != digest]
+    try:
+        with atomic_write(_checked_archives_path()) as file:
+            file.write("".join(f"{known}\n" for known in kept[:_CHECKED_ARCHIVES_KEPT]).encode())
+    except OSError:
+        pass  # like the decoded arrays, a record that only saves time

@@ -15,7 +15,14 @@ from typing import Literal
 
 import numpy as np
 
-from signdigits.data.cache import cache_dir, find_cached_archive, load_decoded, save_decoded
+from signdigits.data.cache import (
+    cache_dir,
+    find_cached_archive,
+    is_checked_archive,
+    load_decoded,
+    remember_checked_archive,
+    save_decoded,
+)
 from signdigits.data.download import fetch_archive, import_archive
 from signdigits.data.manifest import load_manifest, verify_images
 from signdigits.data.preprocess import open_image, preprocess_image
@@ -23,6 +30,7 @@ from signdigits.data.sources import (
     DataSource,
     hint_for,
     identify_source,
+    read_archive,
     read_image_files,
     read_kaggle_arrays,
 )
@@ -216,17 +224,31 @@ def _decode(files: dict[str, bytes], show_progress: bool) -> tuple[np.ndarray, n
     return images, labels
 
 
-def _agrees_with_files(images: np.ndarray, files: dict[str, bytes]) -> bool:
-    """Whether a few of the cached images, spread over the dataset, decode the same again.
-
-    The cache's digest proves that it was not damaged since it was written; this proves
-    that what was written was decoded from these photos by this preprocessing.
-    """
-    names = _decoding_order(files)
-    if len(names) != len(images):
-        return False
+def _spot_check_names() -> list[str]:
+    """The ``SPOT_CHECKS`` images decoded again on each load, spread over the dataset."""
+    names = _decoding_order(load_manifest())
     spread = np.linspace(0, len(names) - 1, SPOT_CHECKS).round().astype(int)
-    return all(np.array_equal(images[i], _decode_one(files, names[i])) for i in spread)
+    return [names[i] for i in spread]
+
+
+def _cached_if_agrees(files: dict[str, bytes]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached arrays, if they prove to be the decoding (see ``signdigits.data.cache``)
+    and the spot-check images among ``files`` decode the same again.
+
+    The cache's digest proves that it was not damaged since it was written; the spot
+    checks prove that what was written was decoded from these photos by this preprocessing.
+    """
+    decoded = load_decoded()
+    if decoded is None:
+        return None
+    cached_images = decoded[0]
+    row_of = {name: row for row, name in enumerate(_decoding_order(load_manifest()))}
+    for name in _spot_check_names():
+        if name not in files:
+            return None
+        if not np.array_equal(cached_images[row_of[name]], _decode_one(files, name)):
+            return None
+    return decoded
 
 
 def load_dataset(
@@ -235,21 +257,29 @@ def load_dataset(
     """Find, verify and load the whole dataset (2,062 images).
 
     Decoded images are cached, so only the first load of an archive or folder
-    decodes the photos; each load still checks them against the manifest. The cache
-    is used only when it proves to be this decoding (see ``signdigits.data.cache``) and
-    ``SPOT_CHECKS`` of its images, spread over the dataset, decode the same again;
-    otherwise the photos are decoded afresh, silently.
+    decodes the photos; each load still checks them against the manifest. An archive
+    identical byte for byte to one already checked in full (the cache remembers their
+    digests) is not checked image by image again. The cache is used only when it
+    proves to be this decoding and ``SPOT_CHECKS`` of its images, spread over the
+    dataset, decode the same again; otherwise the photos are decoded afresh, silently.
     """
     source = find_source(data, download=download, show_progress=show_progress)
     if source.kind == "kaggle":
         images, labels = read_kaggle_arrays(source)
         order = np.argsort(labels, kind="stable")
         return SignDigits(images[order], labels[order], source)
-    files = read_image_files(source)
+    content = read_archive(source) if source.kind == "archive" else None
+    if content is not None and is_checked_archive(content):
+        decoded = _cached_if_agrees(
+            read_image_files(source, content=content, only=_spot_check_names())
+        )
+        if decoded is not None:
+            return SignDigits(*decoded, source)
+    files = read_image_files(source, content=content)
     verify_images(files, where=str(source.path), hint=hint_for(source.origin))
-    decoded = load_decoded()
-    if decoded is not None and not _agrees_with_files(decoded[0], files):
-        decoded = None
+    if content is not None:
+        remember_checked_archive(content)
+    decoded = _cached_if_agrees(files)
     if decoded is None:
         decoded = _decode(files, show_progress)
         save_decoded(*decoded)

@@ -17,13 +17,14 @@ its array is read. Every problem is one ``DataError`` naming the file and what t
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -53,6 +54,9 @@ MAX_IMAGE_BYTES = 8 * 1024 * 1024
 
 MAX_IMAGES_BYTES = 128 * 1024 * 1024
 """The most bytes read for all images together (the dataset's photos come to 24 MB)."""
+
+MAX_ARCHIVE_BYTES = 256 * 1024 * 1024
+"""The largest archive read (into memory, whole): the dataset's archive is 17 MB."""
 
 _ZIP_CHUNK = 64 * 1024
 """Bytes read from a zip entry at a time; ``zipfile`` inflates deflate by at most that."""
@@ -212,21 +216,54 @@ def _too_large(size: int, zipped: bool) -> str:
     )
 
 
+def read_archive(source: DataSource, where: str | None = None, hint: Hint | None = None) -> bytes:
+    """The bytes of an archive source, read whole, so that what is checked is what is read.
+
+    An archive far larger than the dataset's is refused before it is read.
+    """
+    where = where or str(source.path)
+    hint = hint or hint_for(source.origin)
+    try:
+        with source.path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > MAX_ARCHIVE_BYTES:
+                raise DataError(
+                    f"the archive {where} is {size:,} bytes, far more than the dataset's "
+                    f"17 MB: this is not the dataset; {hint}"
+                )
+            content = file.read(size + 1)  # a buffer the file's size, not the limit's
+    except OSError as error:
+        raise DataError(f"cannot read the archive {where} ({_reason(error)}); {hint}") from None
+    if len(content) != size:
+        raise DataError(f"the archive {where} changed while it was read; try again")
+    return content
+
+
 def read_image_files(
-    source: DataSource, where: str | None = None, hint: Hint | None = None
+    source: DataSource,
+    where: str | None = None,
+    hint: Hint | None = None,
+    *,
+    content: bytes | None = None,
+    only: Collection[str] | None = None,
 ) -> dict[str, bytes]:
     """The bytes of every file in the source's ``Dataset/<digit>/`` folders.
 
     Keys are the paths inside ``Dataset/``, such as ``0/IMG_1118.JPG``. ``where`` names
     the source in messages (its path by default) and ``hint`` says what to do (by
-    default, what suits the source's origin: see ``hint_for``).
+    default, what suits the source's origin: see ``hint_for``). For an archive,
+    ``content`` is its bytes when ``read_archive`` has read them already. ``only``: read
+    just these of the files (those it names that exist), though every entry is checked.
     """
     where = where or str(source.path)
     hint = hint or hint_for(source.origin)
     if source.kind == "archive":
-        return _read_archive(source.path, where, hint)
+        if content is None:
+            content = read_archive(source, where, hint)
+        return _read_archive(content, where, hint, only)
     if source.kind == "folder":
-        return _read_folder(source.path, hint)
+        files = _read_folder(source.path, hint)
+        return files if only is None else {name: files[name] for name in only if name in files}
     raise ValueError(f"a {source.kind} source has no image files")
 
 
@@ -265,14 +302,16 @@ def _read_folder(root: Path, hint: Hint) -> dict[str, bytes]:
     return files
 
 
-def _read_archive(path: Path, where: str, hint: Hint) -> dict[str, bytes]:
+def _read_archive(
+    content: bytes, where: str, hint: Hint, only: Collection[str] | None
+) -> dict[str, bytes]:
     """The images of a zip archive: the one place where archives are opened."""
 
     def refuse(problem: str) -> DataError:
         return DataError(f"the archive {where} {problem}; {hint}")
 
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(io.BytesIO(content))
     except UnicodeDecodeError as error:
         raw = error.object if isinstance(error.object, bytes) else b""
         name = shown_name(raw.decode("utf-8", "backslashreplace"))
@@ -285,6 +324,8 @@ def _read_archive(path: Path, where: str, hint: Hint) -> dict[str, bytes]:
         raise refuse(f"cannot be read as a zip archive ({_reason(error)})") from None
     with archive:
         entries = _image_entries(archive, refuse)
+        if only is not None:
+            entries = {key: entries[key] for key in only if key in entries}
         files = {}
         for key, info in entries.items():
             try:
