@@ -449,3 +449,27 @@ def test_the_split_indices_are_scikit_learns(m: int, test_size: float, seed: int
     train, test = train_test_indices(m, test_size, seed)
     np.testing.assert_array_equal(train, expected[0])
     np.testing.assert_array_equal(test, expected[1])
+
+
+def test_the_figures_module_imported_meanwhile_is_the_module() -> None:
+    from signdigits import plots
+    from signdigits.tutorial import _import_plots_meanwhile
+
+    assert _import_plots_meanwhile().cost_curve is plots.cost_curve
+
+
+def test_a_failed_import_of_the_figures_module_is_raised_where_it_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    import signdigits.tutorial as tutorial_module
+
+    def broken(name: str) -> None:
+        raise ImportError(f"no {name} here")
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    plots = tutorial_module._import_plots_meanwhile()
+
+    with pytest.raises(ImportError, match=r"no signdigits\.plots here"):
+        plots.cost_curve  # noqa: B018
