@@ -8,8 +8,10 @@ The default run takes about 2½ minutes on two idle cores (longer when others sh
 
 Both sides get the same data, the same batch, the same initial weights and the same
 number of threads: ``--threads N`` (default: the CPUs this process may use,
-``len(os.sched_getaffinity(0))``) goes to ``torch.set_num_threads(N)`` and, through
-threadpoolctl's ``threadpool_limits(N)``, to NumPy's BLAS.
+``len(os.sched_getaffinity(0))``) goes to ``torch.set_num_threads(N)`` and to the engine's
+``signdigits.autograd.threads.set_num_threads(N)`` (which runs BLAS on one thread inside
+its parallel parts and on N for a large product on its own). NumPy's own matrix-product
+rate, the reference beside the conv rows, is measured with BLAS on N threads.
 
 Rows (every time in ms; "ratio" is ours / PyTorch, below 1 means we are faster):
 
@@ -77,6 +79,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from signdigits import Tensor, nn, optim
 from signdigits import functional as F
+from signdigits.autograd import threads as engine_threads
 
 DATASET = "/work/shared/data/sign-language-digits-dataset.zip"
 TARGETS = {"layer": 2.0, "cnn": 1.5, "epoch": 1.5, "mlp": 1.1}
@@ -185,7 +188,8 @@ CONVS = (  # (name, in channels, out channels, image side), batch 32, 3×3, padd
 
 
 def gemm_rate(m: int, k: int, n: int, repeat: int, min_time: float) -> float:
-    """NumPy's float32 matmul rate (GFLOP/s) for (m, k) @ (k, n), into a preallocated out."""
+    """NumPy's float32 matmul rate (GFLOP/s) for (m, k) @ (k, n), into a preallocated out,
+    with BLAS on the engine's thread count."""
     rng = np.random.default_rng(2)
     a = rng.random((m, k), dtype=np.float32)
     b = rng.random((k, n), dtype=np.float32)
@@ -194,9 +198,10 @@ def gemm_rate(m: int, k: int, n: int, repeat: int, min_time: float) -> float:
     def product() -> None:
         np.matmul(a, b, out=out)
 
-    count = loop_count(product, min_time)
-    timer = timeit.Timer(product)
-    seconds = statistics.median(timer.timeit(count) / count for _ in range(repeat))
+    with threadpool_limits(limits=engine_threads.get_num_threads(), user_api="blas"):
+        count = loop_count(product, min_time)
+        timer = timeit.Timer(product)
+        seconds = statistics.median(timer.timeit(count) / count for _ in range(repeat))
     return 2 * m * k * n / seconds / 1e9
 
 
@@ -444,52 +449,50 @@ def epoch_child(side: str, path: str, threads: int, traced_batches: int) -> None
     """Run one epoch (or, with ``traced_batches``, that many batches under tracemalloc) and
     print a JSON line: seconds, peak RSS growth (KiB), NumPy peak (bytes, when traced)."""
     torch.set_num_threads(threads)
+    engine_threads.set_num_threads(threads)
     with np.load(path) as saved:
         images, labels, shuffle = saved["images"], saved["labels"], saved["shuffle"]
         state = {k[2:]: saved[k] for k in saved.files if k.startswith("w:")}
     batches = [shuffle[i : i + 32] for i in range(0, len(shuffle), 32)]
     if traced_batches:
         batches = batches[:traced_batches]
-    with threadpool_limits(limits=threads):
-        if side == "ours":
-            model = our_cnn(batch_norm=True)
-            model.load_state_dict(state)
-            opt = optim.Adam(list(model.named_parameters()), lr=1e-3)
+    if side == "ours":
+        model = our_cnn(batch_norm=True)
+        model.load_state_dict(state)
+        opt = optim.Adam(list(model.named_parameters()), lr=1e-3)
 
-            def step(index: np.ndarray) -> float:
-                opt.zero_grad()
-                loss = F.cross_entropy(model(Tensor(images[index])), labels[index])
-                loss.backward()
-                opt.step()
-                return float(loss.data)
-        else:
-            model = torch_cnn(batch_norm=True)
-            copy_into_torch(state, model)
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-            images_t, labels_t = torch.from_numpy(images), torch.from_numpy(labels)
+        def step(index: np.ndarray) -> float:
+            opt.zero_grad()
+            loss = F.cross_entropy(model(Tensor(images[index])), labels[index])
+            loss.backward()
+            opt.step()
+            return float(loss.data)
+    else:
+        model = torch_cnn(batch_norm=True)
+        copy_into_torch(state, model)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        images_t, labels_t = torch.from_numpy(images), torch.from_numpy(labels)
 
-            def step(index: np.ndarray) -> float:
-                opt.zero_grad()
-                index_t = torch.from_numpy(index)
-                loss = torch.nn.functional.cross_entropy(
-                    model(images_t[index_t]), labels_t[index_t]
-                )
-                loss.backward()
-                opt.step()
-                return loss.item()
+        def step(index: np.ndarray) -> float:
+            opt.zero_grad()
+            index_t = torch.from_numpy(index)
+            loss = torch.nn.functional.cross_entropy(model(images_t[index_t]), labels_t[index_t])
+            loss.backward()
+            opt.step()
+            return loss.item()
 
-        model.train()
-        before = current_rss_kib()
-        if traced_batches:
-            tracemalloc.start()
-        start = time.perf_counter()
-        losses, step_seconds = [], []
-        for index in batches:
-            losses.append(step(index))
-            step_seconds.append(time.perf_counter() - start - sum(step_seconds))
-        seconds = time.perf_counter() - start
-        numpy_peak = tracemalloc.get_traced_memory()[1] if traced_batches else None
-        tracemalloc.stop()
+    model.train()
+    before = current_rss_kib()
+    if traced_batches:
+        tracemalloc.start()
+    start = time.perf_counter()
+    losses, step_seconds = [], []
+    for index in batches:
+        losses.append(step(index))
+        step_seconds.append(time.perf_counter() - start - sum(step_seconds))
+    seconds = time.perf_counter() - start
+    numpy_peak = tracemalloc.get_traced_memory()[1] if traced_batches else None
+    tracemalloc.stop()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(
         json.dumps(
@@ -635,9 +638,9 @@ def main() -> None:
         epoch_child(*args._epoch, args.threads, args._traced_batches)
         return
     torch.set_num_threads(args.threads)
+    engine_threads.set_num_threads(args.threads)
     if args._step:
-        with threadpool_limits(limits=args.threads):
-            ours, theirs = cnn_step_times(True, 32, repeat, args.min_time)
+        ours, theirs = cnn_step_times(True, 32, repeat, args.min_time)
         print(json.dumps({"ours": ours, "torch": theirs}))
         return
 
@@ -652,11 +655,10 @@ def main() -> None:
         f"numpy {np.__version__} ({blas}), torch {torch.__version__}; "
         f"OPENBLAS env: {openblas_env or 'none'}"
     )
-    with threadpool_limits(limits=args.threads):
-        layers, layer_ratios = layer_table(args.threads, repeat, args.quick, args.min_time)
-        console.print(layers)
-        steps, step_ratios = step_table(args.threads, repeat, args.quick, args.min_time)
-        console.print(steps)
+    layers, layer_ratios = layer_table(args.threads, repeat, args.quick, args.min_time)
+    console.print(layers)
+    steps, step_ratios = step_table(args.threads, repeat, args.quick, args.min_time)
+    console.print(steps)
     epoch_repeat = args.epoch_repeat or 1
     epoch, epoch_ratio = epoch_table(args.threads, epoch_repeat)
     console.print(epoch)

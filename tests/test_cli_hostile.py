@@ -201,3 +201,51 @@ def test_a_results_folder_that_cannot_be_written_is_refused_before_training(
         assert (earlier / "metrics.json").read_text() == "{}"
     finally:
         earlier.chmod(0o755)
+
+
+@pytest.fixture
+def default_threads():
+    """Put the engine's thread count back to its default after the test."""
+    from signdigits.autograd import threads
+
+    yield
+    threads.set_num_threads(None)
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "says"),
+    [
+        (("--threads", "0"), {}, "Invalid value for '--threads'"),
+        (("--threads", "two"), {}, "Invalid value for '--threads'"),
+        (("--part", "2"), {"SIGNDIGITS_NUM_THREADS": "abc"}, "SIGNDIGITS_NUM_THREADS must be"),
+        (("--part", "2"), {"SIGNDIGITS_NUM_THREADS": "0"}, "SIGNDIGITS_NUM_THREADS must be"),
+    ],
+)
+def test_a_bad_thread_count_stops_before_any_work(
+    invoke_cli, dataset_source, tmp_path, default_threads, flags, env, says
+):
+    out = tmp_path / "results"
+    run = invoke_cli("tutorial", "--data", dataset_source.path, "--out", out, *flags, env=env)
+    assert says in run.error_line()
+    assert not out.exists()
+
+
+def test_the_threads_flag_wins_over_the_environment(
+    invoke_cli, dataset_source, tmp_path, default_threads
+):
+    from signdigits.autograd import threads
+
+    run = invoke_cli(
+        "tutorial",
+        "--data",
+        dataset_source.path,
+        "--iterations",
+        "10",
+        "--threads",
+        "3",
+        "--out",
+        tmp_path / "results",
+        env={"SIGNDIGITS_NUM_THREADS": "0"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert threads.get_num_threads() == 3

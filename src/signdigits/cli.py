@@ -49,6 +49,23 @@ QuietOption = Annotated[
     bool,
     typer.Option("--quiet", "-q", help="Print only the results: no steps, no progress bars."),
 ]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="Threads for the engine's kernels. Default: $SIGNDIGITS_NUM_THREADS, else the "
+        "CPUs this process may use.",
+        show_default=False,
+    ),
+]
+
+
+def _use_threads(count: int | None) -> None:
+    """Apply ``--threads`` (or check ``$SIGNDIGITS_NUM_THREADS``) before any work."""
+    from signdigits.autograd import threads
+
+    threads.set_num_threads(count)
 
 
 def _version(value: bool) -> None:
@@ -194,11 +211,14 @@ def tutorial(
         ),
     ] = None,
     quiet: QuietOption = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """The tutorial: logistic regression from scratch on the signs 0 and 1, beside scikit-learn
     (part 1), then neural networks (part 2)."""
     from signdigits import tutorial as steps
 
+    if part is TutorialPart.two or threads is not None:  # part 1 uses no engine kernels
+        _use_threads(threads)
     run = steps.run_tutorial if part is TutorialPart.one else steps.run_tutorial_part2
     if iterations is None:
         iterations = 150 if part is TutorialPart.one else steps.TWO_LAYER_ITERATIONS

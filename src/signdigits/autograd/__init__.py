@@ -9,6 +9,7 @@ graph is open to inspection: a result's ``creator`` is its operation node, with 
 from __future__ import annotations
 
 from signdigits.autograd.gradcheck import GradcheckResult, gradcheck
+from signdigits.autograd.memory import keep_freed_memory
 from signdigits.autograd.ops import (
     as_tensor,
     clip,
@@ -29,6 +30,8 @@ from signdigits.autograd.ops import (
     where,
 )
 from signdigits.autograd.tensor import Function, Tensor, apply, is_grad_enabled, no_grad
+
+keep_freed_memory()  # see signdigits.autograd.memory: a fifth of a CNN step was page faults
 
 __all__ = [
     "Function",

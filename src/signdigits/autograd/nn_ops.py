@@ -19,7 +19,8 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from signdigits.autograd.ops import stable_sigmoid
+from signdigits.autograd import threads
+from signdigits.autograd.ops import matrix_product, stable_sigmoid
 from signdigits.autograd.tensor import Function, sum_to_shape
 from signdigits.errors import ShapeError
 
@@ -103,16 +104,17 @@ class LinearOp(Function):
         bias_shape = None if b is None else b.shape
         self.saved = (x if needs_w else None, w if needs_x else None, bias_shape)
         rows = math.prod(x.shape[:-1])  # not -1: a size-0 axis would make it ambiguous
-        y = (w @ x.reshape(rows, w.shape[1]).T).T.reshape(out_shape)
+        y = matrix_product(w, x.reshape(rows, w.shape[1]).T).T.reshape(out_shape)
         return _add_bias(y, b)
 
     def backward(self, g: np.ndarray) -> list[np.ndarray | None]:
         x, w, bias_shape = self.saved
         needs_x, needs_w = self.needs_input_grad[:2]
         rows = math.prod(g.shape[:-1])
+        g_rows = g.reshape(rows, g.shape[-1])
         grads = [
-            g @ w if needs_x else None,
-            (x.reshape(rows, x.shape[-1]).T @ g.reshape(rows, g.shape[-1])).T if needs_w else None,
+            matrix_product(g_rows, w).reshape(*g.shape[:-1], w.shape[1]) if needs_x else None,
+            matrix_product(x.reshape(rows, x.shape[-1]).T, g_rows).T if needs_w else None,
         ]
         if bias_shape is not None:
             gb = sum_to_shape(g, bias_shape, self.name) if self.needs_input_grad[2] else None
@@ -189,12 +191,20 @@ class Conv2dOp(Function):
         kept = None
         if needs_w and kh * kw * c < _KEEP_WIDTH:
             kept = np.empty((n * ho * wo, kh * kw * c), dtype=x.dtype)
-        for start, stop, cols in self._column_chunks(image, (ho, wo), (kh, kw), kept):
-            np.matmul(
-                wm.T,
-                cols.reshape(stop - start, ho * wo, kh * kw * c).transpose(0, 2, 1),
-                out=y[start:stop],
-            )
+
+        def forward_images(part: slice) -> None:  # one thread's share of the batch
+            part_kept = None if kept is None else kept[part.start * ho * wo : part.stop * ho * wo]
+            part_y = y[part]
+            for start, stop, cols in self._column_chunks(
+                image[part], (ho, wo), (kh, kw), part_kept
+            ):
+                np.matmul(
+                    wm.T,
+                    cols.reshape(stop - start, ho * wo, kh * kw * c).transpose(0, 2, 1),
+                    out=part_y[start:stop],
+                )
+
+        threads.for_slices(forward_images, n, ho * wo * kh * kw * c)
         if b is not None:
             y = _add_bias(y, b[:, None])
         columns = (image if kept is None else kept) if needs_w else None
@@ -261,12 +271,22 @@ class Conv2dOp(Function):
         n, o, ho, wo = g.shape
         (kh, kw), c = kernel, image.shape[3]
         g = g.reshape(n, o, ho * wo)
-        gw = np.zeros((o, kh * kw * c), dtype=np.result_type(g, image))
-        product = np.empty_like(gw)
-        for start, stop, cols in self._column_chunks(image, (ho, wo), kernel):
-            for i in range(start, stop):
-                rows = slice((i - start) * ho * wo, (i - start + 1) * ho * wo)
-                gw += np.matmul(g[i], cols[rows], out=product)
+        dtype = np.result_type(g, image)
+
+        def weight_grad_of(part: slice) -> np.ndarray:  # one thread's share: Σ over its images
+            gw = np.zeros((o, kh * kw * c), dtype=dtype)
+            product = np.empty_like(gw)
+            part_g = g[part]
+            for start, stop, cols in self._column_chunks(image[part], (ho, wo), kernel):
+                for i in range(start, stop):
+                    rows = slice((i - start) * ho * wo, (i - start + 1) * ho * wo)
+                    gw += np.matmul(part_g[i], cols[rows], out=product)
+            return gw
+
+        partial = threads.for_slices(weight_grad_of, n, ho * wo * kh * kw * c)
+        gw = partial[0]
+        for more in partial[1:]:  # in the parts' order: the same sum on every run
+            gw += more
         return np.ascontiguousarray(gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 
     def _input_grad(
@@ -290,16 +310,20 @@ class Conv2dOp(Function):
         chunk = max(1, _CHUNK_VALUES // max(1, per_image))
         # W per offset, (kh·kw, O, C): W_pqᵀ for the product g_rows W_pqᵀ.
         w_offsets = np.ascontiguousarray(wm.reshape(kh * kw, c, wm.shape[1]).transpose(0, 2, 1))
-        buffer = np.empty((kh * kw, min(chunk, n) * ho * wo, c), dtype=image.dtype)
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
-            rows = slice(start * ho * wo, stop * ho * wo)
-            gcols = np.matmul(g_rows[rows], w_offsets, out=buffer[:, : rows.stop - rows.start])
-            per_offset = gcols.reshape(kh, kw, stop - start, ho, wo, c)
-            target = image[start:stop]
-            for p in range(kh):
-                for q in range(kw):
-                    target[:, p : p + sh * ho : sh, q : q + sw * wo : sw] += per_offset[p, q]
+
+        def input_grad_of(part: slice) -> None:  # one thread's share of the batch
+            buffer = np.empty((kh * kw, min(chunk, n) * ho * wo, c), dtype=image.dtype)
+            for start in range(part.start, part.stop, chunk):
+                stop = min(part.stop, start + chunk)
+                rows = slice(start * ho * wo, stop * ho * wo)
+                gcols = np.matmul(g_rows[rows], w_offsets, out=buffer[:, : rows.stop - rows.start])
+                per_offset = gcols.reshape(kh, kw, stop - start, ho, wo, c)
+                target = image[start:stop]
+                for p in range(kh):
+                    for q in range(kw):
+                        target[:, p : p + sh * ho : sh, q : q + sw * wo : sw] += per_offset[p, q]
+
+        threads.for_slices(input_grad_of, n, per_image)
         return np.ascontiguousarray(image[:, ph : ph + h, pw : pw + wd].transpose(0, 3, 1, 2))
 
 
@@ -351,11 +375,16 @@ class MaxPool2dOp(_Pool2dOp):
         if tiles is None:
             return self._forward_general(x)
         kh, kw = self.kernel
-        y = tiles[:, :, :, 0, :, 0].copy()
-        for p in range(kh):
-            for q in range(kw):
-                if p or q:
-                    np.maximum(y, tiles[:, :, :, p, :, q], out=y)
+        y = np.empty(tiles[:, :, :, 0, :, 0].shape, x.dtype)
+
+        def forward_images(part: slice) -> None:  # one thread's share of the batch
+            np.copyto(y[part], tiles[part, :, :, 0, :, 0])
+            for p in range(kh):
+                for q in range(kw):
+                    if p or q:
+                        np.maximum(y[part], tiles[part, :, :, p, :, q], out=y[part])
+
+        threads.for_slices(forward_images, x.shape[0], math.prod(x.shape[1:]))
         self.saved = (x, y) if self.needs_input_grad[0] else (None, None)
         return y
 
@@ -387,18 +416,24 @@ class MaxPool2dOp(_Pool2dOp):
         cropped = (ho * kh, wo * kw) != (h, w)
         image = (np.zeros if cropped else np.empty)((n, c, h, w), dtype=g.dtype)
         gtiles = image[:, :, : ho * kh, : wo * kw].reshape(tiles.shape)
-        hit = np.empty(y.shape, dtype=bool)
-        taken = np.empty(y.shape, dtype=bool)
-        for p in range(kh):
-            for q in range(kw):
-                np.equal(tiles[:, :, :, p, :, q], y, out=hit)
-                if p == 0 and q == 0:
-                    taken[...] = hit
-                else:
-                    np.greater(hit, taken, out=hit)  # hit and not yet taken
-                    taken |= hit
-                np.multiply(g, hit, out=gtiles[:, :, :, p, :, q])
-        return image if taken.all() else None
+        hits = np.empty(y.shape, dtype=bool)
+        taken_all = np.empty(y.shape, dtype=bool)
+
+        def backward_images(part: slice) -> bool:  # one thread's share; False: a NaN maximum
+            hit, taken = hits[part], taken_all[part]
+            for p in range(kh):
+                for q in range(kw):
+                    np.equal(tiles[part, :, :, p, :, q], y[part], out=hit)
+                    if p == 0 and q == 0:
+                        taken[...] = hit
+                    else:
+                        np.greater(hit, taken, out=hit)  # hit and not yet taken
+                        taken |= hit
+                    np.multiply(g[part], hit, out=gtiles[part, :, :, p, :, q])
+            return bool(taken.all())
+
+        whole = threads.for_slices(backward_images, n, c * h * w)
+        return image if all(whole) else None
 
 
 class AvgPool2dOp(_Pool2dOp):

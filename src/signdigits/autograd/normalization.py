@@ -39,9 +39,12 @@ backward together are about 2× faster and make two full-size arrays instead of 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from signdigits.autograd import threads
 from signdigits.autograd.tensor import Function
 from signdigits.errors import ShapeError
 
@@ -80,6 +83,19 @@ def _blocks(shape: tuple[int, int, int]) -> list[Block]:
     return [
         (slice(i, i + 1), slice(j, j + channels)) for i in range(n) for j in range(0, c, channels)
     ]
+
+
+def _summed(partials: list[np.ndarray]) -> np.ndarray:
+    """The threads' partial sums added in their fixed order: the same total on every run."""
+    total = partials[0].copy()
+    for partial in partials[1:]:
+        total += partial
+    return total
+
+
+def _each_group(blocks: list[Block], work: Callable[[list[Block]], Any]) -> list[Any]:
+    """``work`` on contiguous groups of ``blocks``, one group per engine thread."""
+    return threads.run(work, [blocks[part] for part in threads.split(len(blocks))])
 
 
 def _scratch(buffer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -148,15 +164,20 @@ class BatchNormOp(Function):
             return np.empty(x.shape, dtype)
         blocks = _blocks(x3.shape)
         if self.training:
-            mean = _channel_sums(x3) / self.count
+            sums = threads.for_slices(lambda part: _channel_sums(x3[part]), n, c * x3.shape[2])
+            mean = _summed(sums) / self.count
             mean_t = _per_channel(mean, dtype)
-            buffer = np.empty(x3[blocks[0]].shape, dtype)
-            squares = np.zeros(c)
-            for block in blocks:  # Σ (x − μ)², one block of x − μ at a time
-                xb = x3[block]
-                d = np.subtract(xb, mean_t[:, block[1]], out=_scratch(buffer, xb.shape))
-                squares[block[1]] += _row_dots(d, d)
-            var = squares / self.count
+
+            def squares_of(group: list[Block]) -> np.ndarray:  # Σ (x − μ)², a block at a time
+                buffer = np.empty(x3[blocks[0]].shape, dtype)
+                squares = np.zeros(c)
+                for block in group:
+                    xb = x3[block]
+                    d = np.subtract(xb, mean_t[:, block[1]], out=_scratch(buffer, xb.shape))
+                    squares[block[1]] += _row_dots(d, d)
+                return squares
+
+            var = _summed(_each_group(blocks, squares_of)) / self.count
             self.batch_mean, self.batch_var = mean, var
         else:
             mean = np.asarray(self.running_mean, dtype=np.float64)
@@ -166,12 +187,16 @@ class BatchNormOp(Function):
         scale = _per_channel(inv_std if weight is None else inv_std * weight, dtype)
         shift = None if bias is None else _per_channel(bias, dtype)
         y = np.empty(x3.shape, dtype)
-        for block in blocks:  # y = (x − μ)·(s·γ) + β, block by block in cache
-            channels = block[1]
-            out = np.subtract(x3[block], mean_t[:, channels], out=y[block])
-            out *= scale[:, channels]
-            if shift is not None:
-                out += shift[:, channels]
+
+        def normalise(group: list[Block]) -> None:  # y = (x − μ)·(s·γ) + β, block by block
+            for block in group:
+                channels = block[1]
+                out = np.subtract(x3[block], mean_t[:, channels], out=y[block])
+                out *= scale[:, channels]
+                if shift is not None:
+                    out += shift[:, channels]
+
+        _each_group(blocks, normalise)
         if True in self.needs_input_grad:  # x and μ rebuild x − μ; s and γ scale
             self.saved = (x3, mean_t, inv_std, weight)
         return y.reshape(x.shape)
@@ -195,21 +220,27 @@ class BatchNormOp(Function):
         g3 = g.reshape(x3.shape)
         dtype = x3.dtype
         blocks = _blocks(x3.shape)
-        buffer = np.empty(x3[blocks[0]].shape, dtype)
         x_through_stats = need_x and self.training
+        want_g, want_gd = need_b or x_through_stats, need_w or x_through_stats
         sum_g = sum_gd = None
-        if need_b or x_through_stats:
-            sum_g = np.zeros(x3.shape[1])
-        if need_w or x_through_stats:
-            sum_gd = np.zeros(x3.shape[1])
-        if sum_g is not None or sum_gd is not None:
-            for block in blocks:  # Σ g and Σ g·(x − μ), one block of x − μ at a time
+
+        def sums_of(group: list[Block]) -> tuple[np.ndarray, np.ndarray]:
+            """Σ g and Σ g·(x − μ) over a group of blocks, one block of x − μ at a time."""
+            buffer = np.empty(x3[blocks[0]].shape, dtype)
+            part_g, part_gd = np.zeros(x3.shape[1]), np.zeros(x3.shape[1])
+            for block in group:
                 gb, channels = g3[block], block[1]
-                if sum_g is not None:
-                    sum_g[channels] += gb.sum(axis=2).sum(axis=0, dtype=np.float64)
-                if sum_gd is not None:
+                if want_g:
+                    part_g[channels] += gb.sum(axis=2).sum(axis=0, dtype=np.float64)
+                if want_gd:
                     d = np.subtract(x3[block], mean_t[:, channels], out=_scratch(buffer, gb.shape))
-                    sum_gd[channels] += _row_dots(gb, d)
+                    part_gd[channels] += _row_dots(gb, d)
+            return part_g, part_gd
+
+        if want_g or want_gd:
+            partial = _each_group(blocks, sums_of)
+            sum_g = _summed([p[0] for p in partial]) if want_g else None
+            sum_gd = _summed([p[1] for p in partial]) if want_gd else None
         sum_gx = None if sum_gd is None else sum_gd * inv_std  # Σ g·x̂
         if need_x:
             k = inv_std if weight is None else inv_std * weight  # γ·s
@@ -219,13 +250,20 @@ class BatchNormOp(Function):
                 m = self.count
                 offset = _per_channel(-k * sum_g / m, dtype)
                 slope = _per_channel(-k * inv_std * sum_gx / m, dtype)
-                for block in blocks:
-                    channels = block[1]
-                    out = np.multiply(g3[block], k_t[:, channels], out=dx[block])
-                    out += offset[:, channels]
-                    d = np.subtract(x3[block], mean_t[:, channels], out=_scratch(buffer, out.shape))
-                    d *= slope[:, channels]
-                    out += d
+
+                def input_grad(group: list[Block]) -> None:
+                    buffer = np.empty(x3[blocks[0]].shape, dtype)
+                    for block in group:
+                        channels = block[1]
+                        out = np.multiply(g3[block], k_t[:, channels], out=dx[block])
+                        out += offset[:, channels]
+                        d = np.subtract(
+                            x3[block], mean_t[:, channels], out=_scratch(buffer, out.shape)
+                        )
+                        d *= slope[:, channels]
+                        out += d
+
+                _each_group(blocks, input_grad)
             else:
                 np.multiply(g3, k_t, out=dx)
             grads[0] = dx.reshape(self.shape)

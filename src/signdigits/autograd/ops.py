@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from signdigits.autograd import threads
 from signdigits.autograd.tensor import ArrayLike, Function, Tensor, apply, lift
 from signdigits.errors import InvalidArgumentError, ShapeError
 
@@ -78,6 +79,13 @@ class Div(Function):
         return gb, (-gb * (a / b) if self.needs_input_grad[1] else None)
 
 
+def matrix_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.matmul``; a product of two float matrices on the engine's threads."""
+    if a.ndim == b.ndim == 2 and a.dtype.kind == b.dtype.kind == "f":
+        return threads.matmul(a, b)
+    return np.matmul(a, b)
+
+
 class MatMul(Function):
     """y = a @ b, the matrix product over the last two axes (leading axes broadcast).
 
@@ -91,7 +99,7 @@ class MatMul(Function):
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.saved = (a, b)
-        return np.matmul(a, b)
+        return matrix_product(a, b)
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         a, b = self.saved
@@ -103,10 +111,10 @@ class MatMul(Function):
         ga = gb = None
         needs_a, needs_b = self.needs_input_grad
         if needs_a:
-            ga = np.matmul(g, np.swapaxes(b, -1, -2))
+            ga = matrix_product(g, np.swapaxes(b, -1, -2))
             ga = ga[..., 0, :] if a_vector else ga
         if needs_b:
-            gb = np.matmul(np.swapaxes(a, -1, -2), g)
+            gb = matrix_product(np.swapaxes(a, -1, -2), g)
             gb = gb[..., 0] if b_vector else gb
         return ga, gb
 
@@ -279,17 +287,40 @@ class Softplus(Function):
 
 
 class ReLU(Function):
-    """y = max(x, 0);  ∂y/∂x = [x > 0] (0 at x = 0, as PyTorch)."""
+    """y = max(x, 0);  ∂y/∂x = [x > 0] (0 at x = 0, as PyTorch).
+
+    For a float x, [x > 0] = [y > 0] (also for NaN and −0), so y is saved rather than a
+    mask: the next layer keeps y anyway. Large contiguous float arrays are worked on in
+    parts on the engine's threads (see :mod:`signdigits.autograd.threads`).
+    """
 
     __slots__ = ()
     name = "relu"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.saved = (x > 0,)
-        return np.maximum(x, 0)
+        if not (x.dtype.kind == "f" and x.flags.c_contiguous):
+            self.saved = (x > 0,)
+            return np.maximum(x, 0)
+        y = np.empty_like(x)
+        flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+        threads.for_slices(lambda part: np.maximum(flat_x[part], 0, out=flat_y[part]), x.size)
+        self.saved = (y,)
+        return y
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray]:
-        return (g * self.saved[0],)
+        (saved,) = self.saved
+        if saved.dtype == np.bool_ or not g.flags.c_contiguous or g.shape != saved.shape:
+            return (g * (saved if saved.dtype == np.bool_ else saved > 0),)
+        gx = np.empty(g.shape, np.result_type(g, np.bool_))
+        flat_g, flat_y, flat_gx = g.reshape(-1), saved.reshape(-1), gx.reshape(-1)
+        positive = np.empty(g.size, np.bool_)
+
+        def part(rows: slice) -> None:
+            np.greater(flat_y[rows], 0, out=positive[rows])
+            np.multiply(flat_g[rows], positive[rows], out=flat_gx[rows])
+
+        threads.for_slices(part, g.size)
+        return (gx,)
 
 
 class LeakyReLU(Function):
