@@ -14,7 +14,7 @@ Images are NCHW: ``(batch, channels, height, width)``. Notation as in
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -126,6 +126,18 @@ _CHUNK_VALUES = 1 << 18  # column values per chunk of conv2d's im2col and col2im
 _KEEP_WIDTH = 64  # conv2d keeps its whole column matrix when kh·kw·C is below this
 
 
+def _summed_over_images(
+    partial_sum: Callable[[slice], np.ndarray], n: int, values_per_image: int = 1
+) -> np.ndarray:
+    """Σ over the batch of ``partial_sum(images)``, each thread summing its share of the
+    images and the shares added in their order (the same total on every run)."""
+    partial = threads.for_slices(partial_sum, n, values_per_image)
+    total = partial[0]
+    for more in partial[1:]:
+        total = total + more
+    return total
+
+
 class Conv2dOp(Function):
     """Cross-correlation of an NCHW image x with kernels w (O, C, kh, kw), plus bias b (O,):
 
@@ -192,6 +204,8 @@ class Conv2dOp(Function):
         if needs_w and kh * kw * c < _KEEP_WIDTH:
             kept = np.empty((n * ho * wo, kh * kw * c), dtype=x.dtype)
 
+        bias_in_place = b is not None and np.result_type(y, b) == y.dtype
+
         def forward_images(part: slice) -> None:  # one thread's share of the batch
             part_kept = None if kept is None else kept[part.start * ho * wo : part.stop * ho * wo]
             part_y = y[part]
@@ -203,10 +217,12 @@ class Conv2dOp(Function):
                     cols.reshape(stop - start, ho * wo, kh * kw * c).transpose(0, 2, 1),
                     out=part_y[start:stop],
                 )
+            if bias_in_place:
+                part_y += b[:, None]
 
         threads.for_slices(forward_images, n, ho * wo * kh * kw * c)
-        if b is not None:
-            y = _add_bias(y, b[:, None])
+        if b is not None and not bias_in_place:  # a wider bias: the sum takes its dtype
+            y = y + b[:, None]
         columns = (image if kept is None else kept) if needs_w else None
         self.saved = (columns, wm if needs_x else None, x.shape, (kh, kw))
         return y.reshape(n, o, ho, wo)
@@ -244,21 +260,23 @@ class Conv2dOp(Function):
         needs_x, needs_w = self.needs_input_grad[:2]
         needs_b = len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
         n, o, ho, wo = g.shape
-        gt = g.transpose(1, 0, 2, 3).reshape(o, n * ho * wo)  # g as (O, N·H'·W'): one copy
+        g3 = g.reshape(n, o, ho * wo)
         gx = gw = gb = None
         if needs_x:
-            gx = self._input_grad(gt.T, wm, x_shape, (kh, kw))
+            gx = self._input_grad(g3, wm, x_shape, (kh, kw))
         if needs_w:
-            if columns.ndim == 2:  # the kept column matrix X: ∂L/∂w = gᵀ X, one product
-                gw = (gt @ columns).reshape(o, kh, kw, x_shape[1]).transpose(0, 3, 1, 2)
-                gw = np.ascontiguousarray(gw)
+            if columns.ndim == 2:  # the kept column matrix X: ∂L/∂w = Σₙ gₙ Xₙ, batched
+                kept = columns.reshape(n, ho * wo, columns.shape[1])
+                gw = _summed_over_images(lambda part: np.matmul(g3[part], kept[part]).sum(0), n)
+                gw = np.ascontiguousarray(gw.reshape(o, kh, kw, x_shape[1]).transpose(0, 3, 1, 2))
             else:  # the padded NHWC image: rebuild the columns in chunks
                 gw = self._weight_grad(g, columns, (kh, kw))
         if needs_b:
-            if gt.dtype in (np.float32, np.float64):
-                gb = gt @ np.ones(gt.shape[1], dtype=gt.dtype)
+            if g.dtype in (np.float32, np.float64):  # gₙ·1, a matrix-vector product per image
+                ones = np.ones(ho * wo, dtype=g.dtype)
+                gb = _summed_over_images(lambda part: (g3[part] @ ones).sum(0), n)
             else:
-                gb = gt.sum(axis=1)
+                gb = g3.sum(axis=(0, 2))
         grads = [gx, gw]
         if len(self.needs_input_grad) == 3:
             grads.append(gb)
@@ -283,16 +301,14 @@ class Conv2dOp(Function):
                     gw += np.matmul(part_g[i], cols[rows], out=product)
             return gw
 
-        partial = threads.for_slices(weight_grad_of, n, ho * wo * kh * kw * c)
-        gw = partial[0]
-        for more in partial[1:]:  # in the parts' order: the same sum on every run
-            gw += more
+        gw = _summed_over_images(weight_grad_of, n, ho * wo * kh * kw * c)
         return np.ascontiguousarray(gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 
     def _input_grad(
-        self, g_rows: np.ndarray, wm: np.ndarray, x_shape: tuple[int, ...], kernel: tuple[int, int]
+        self, g3: np.ndarray, wm: np.ndarray, x_shape: tuple[int, ...], kernel: tuple[int, int]
     ) -> np.ndarray:
-        """∂L/∂x from g as rows (N·H'·W', O): column gradients g Wmᵀ, then col2im in NHWC,
+        """∂L/∂x from g as (N, O, H'·W'), each chunk of images turned into rows (…·H'·W', O)
+        in cache: column gradients g Wmᵀ, then col2im in NHWC,
         each window offset's (…, C) slab added onto the padded image positions it was read
         from; padding cut away; NCHW. Done a few images at a time, so that a chunk's column
         gradients (about 1 MiB, in one reused buffer) are still in cache when they are added
@@ -305,26 +321,29 @@ class Conv2dOp(Function):
         kh, kw = kernel
         (ph, pw), (sh, sw) = self.padding, self.stride
         ho, wo = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
-        image = np.zeros((n, h + 2 * ph, wd + 2 * pw, c), dtype=np.result_type(g_rows, wm))
+        dtype = np.result_type(g3, wm)
+        image = np.zeros((n, h + 2 * ph, wd + 2 * pw, c), dtype=dtype)
+        gx = np.empty((n, c, h, wd), dtype=dtype)
         per_image = ho * wo * kh * kw * c
         chunk = max(1, _CHUNK_VALUES // max(1, per_image))
         # W per offset, (kh·kw, O, C): W_pqᵀ for the product g_rows W_pqᵀ.
         w_offsets = np.ascontiguousarray(wm.reshape(kh * kw, c, wm.shape[1]).transpose(0, 2, 1))
 
         def input_grad_of(part: slice) -> None:  # one thread's share of the batch
-            buffer = np.empty((kh * kw, min(chunk, n) * ho * wo, c), dtype=image.dtype)
+            buffer = np.empty((kh * kw, min(chunk, n) * ho * wo, c), dtype=dtype)
             for start in range(part.start, part.stop, chunk):
                 stop = min(part.stop, start + chunk)
-                rows = slice(start * ho * wo, stop * ho * wo)
-                gcols = np.matmul(g_rows[rows], w_offsets, out=buffer[:, : rows.stop - rows.start])
+                g_rows = g3[start:stop].transpose(0, 2, 1).reshape(-1, g3.shape[1])
+                gcols = np.matmul(g_rows, w_offsets, out=buffer[:, : len(g_rows)])
                 per_offset = gcols.reshape(kh, kw, stop - start, ho, wo, c)
                 target = image[start:stop]
                 for p in range(kh):
                     for q in range(kw):
                         target[:, p : p + sh * ho : sh, q : q + sw * wo : sw] += per_offset[p, q]
+            gx[part] = image[part, ph : ph + h, pw : pw + wd].transpose(0, 3, 1, 2)
 
         threads.for_slices(input_grad_of, n, per_image)
-        return np.ascontiguousarray(image[:, ph : ph + h, pw : pw + wd].transpose(0, 3, 1, 2))
+        return gx
 
 
 class _Pool2dOp(Function):
