@@ -48,7 +48,7 @@ from signdigits.autograd import threads
 from signdigits.autograd.tensor import Function
 from signdigits.errors import ShapeError
 
-_CHUNK = 1 << 15  # values per block of the blocked passes: a block of scratch stays in cache
+_CHUNK = 1 << 17  # values per block: 512 KB of float32 scratch stays in a 1 MiB L2 cache
 
 
 def _channel_sums(a: np.ndarray) -> np.ndarray:
