@@ -203,3 +203,51 @@ def test_kernels_called_from_several_user_threads_at_once() -> None:
     for result in results.values():
         for name, value in expected.items():
             np.testing.assert_array_equal(result[name], value, err_msg=name)
+
+
+SHAPE_PAIRS = [
+    ((64, 1024), (64, 1024)),
+    ((64, 1024), (1024,)),
+    ((1, 1024), (64, 1024)),
+    ((64, 1), (1, 1024)),
+    ((), (300, 300)),
+    ((300, 300), ()),
+    ((0, 70000), (0, 70000)),
+    ((1, 100000), (1, 100000)),
+    ((4, 3, 100, 100), (3, 1, 1)),
+]
+DTYPE_PAIRS = [
+    (np.float32, np.float32),
+    (np.float32, np.float64),
+    (np.int64, np.float32),
+    (np.bool_, np.bool_),
+    (np.int32, np.int32),
+    (np.complex64, np.float32),
+]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+@pytest.mark.parametrize("ufunc", [np.add, np.subtract, np.multiply])
+@pytest.mark.parametrize("shapes", SHAPE_PAIRS, ids=str)
+@pytest.mark.parametrize("dtypes", DTYPE_PAIRS, ids=str)
+def test_elementwise_is_numpys_ufunc_bit_for_bit(count, ufunc, shapes, dtypes) -> None:
+    if ufunc is np.subtract and dtypes == (np.bool_, np.bool_):
+        pytest.skip("NumPy has no boolean subtract")
+    threads.set_num_threads(count)
+    rng = np.random.default_rng(0)
+    a, b = (
+        (rng.standard_normal(shape) * 10).astype(dtype)
+        for shape, dtype in zip(shapes, dtypes, strict=True)
+    )
+    expected = ufunc(a, b)
+    result = threads.elementwise(ufunc, a, b)
+    assert result.dtype == expected.dtype and result.shape == expected.shape
+    np.testing.assert_array_equal(result, expected)
+
+
+def test_elementwise_on_views_and_transposes() -> None:
+    threads.set_num_threads(2)
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((512, 512)).astype(np.float32)
+    for a, b in [(base.T, base), (base[::2], base[1::2]), (base[:, ::3], base[:, 1::3])]:
+        np.testing.assert_array_equal(threads.elementwise(np.multiply, a, b), a * b)

@@ -28,7 +28,7 @@ class Add(Function):
     name = "add"
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return a + b
+        return threads.elementwise(np.add, a, b)
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return g, g
@@ -41,7 +41,7 @@ class Sub(Function):
     name = "sub"
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return a - b
+        return threads.elementwise(np.subtract, a, b)
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return g, -g
@@ -55,12 +55,14 @@ class Mul(Function):
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.saved = (a, b)
-        return a * b
+        return threads.elementwise(np.multiply, a, b)
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         a, b = self.saved
         needs_a, needs_b = self.needs_input_grad
-        return (g * b if needs_a else None), (g * a if needs_b else None)
+        ga = threads.elementwise(np.multiply, g, b) if needs_a else None
+        gb = threads.elementwise(np.multiply, g, a) if needs_b else None
+        return ga, gb
 
 
 class Div(Function):

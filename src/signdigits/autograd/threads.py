@@ -30,6 +30,7 @@ differ in the last bits between counts).
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -147,9 +148,26 @@ def _as_part(function: Callable[[Part], Any], part: Part) -> Any:
 
 def for_slices(function: Callable[[slice], Any], length: int, values_per_item: int = 1) -> list:
     """``run`` ``function`` over ``split(length)``, or over one slice when the work is small
-    (fewer than ``MIN_PARALLEL_VALUES`` values in all)."""
+    (fewer than ``MIN_PARALLEL_VALUES`` values in all; ``values_per_item`` is per index)."""
     parts = 1 if length * values_per_item < MIN_PARALLEL_VALUES else get_num_threads()
     return run(function, split(length, parts))
+
+
+def elementwise(ufunc: np.ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``ufunc(a, b)``, broadcasting as NumPy does; a large result is computed in parts along
+    its first axis on the engine's threads (each part a plain ufunc call on views)."""
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    size = math.prod(shape)
+    if size < MIN_PARALLEL_VALUES or not shape or shape[0] < 2 or get_num_threads() == 1:
+        return ufunc(a, b)
+    try:
+        dtype = ufunc.resolve_dtypes((a.dtype, b.dtype, None))[-1]
+    except (TypeError, ValueError):  # dtypes the ufunc resolves only when called (objects…)
+        return ufunc(a, b)
+    out = np.empty(shape, dtype)
+    a_full, b_full = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
+    for_slices(lambda part: ufunc(a_full[part], b_full[part], out=out[part]), shape[0])
+    return out
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
