@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from signdigits.autograd import threads
 from signdigits.errors import InvalidArgumentError
 from signdigits.optim.optimizer import (
     Optimizer,
@@ -107,15 +108,42 @@ class Adam(Optimizer):
     def _update(
         self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:
-        lr, weight_decay = group["lr"], group["weight_decay"]
-        beta1, beta2 = group["betas"]
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(param)
             state["exp_avg_sq"] = np.zeros_like(param)
         state["step"] += 1
         step = state["step"]
+        if group["amsgrad"] and state.get("max_exp_avg_sq") is None:  # switched on late
+            state["max_exp_avg_sq"] = np.zeros_like(param)
+        grad = np.ascontiguousarray(grad)  # a linear layer's weight gradient is transposed
+        arrays = [param, grad, state["exp_avg"], state["exp_avg_sq"]]
+        if group["amsgrad"]:
+            arrays.append(state["max_exp_avg_sq"])
+        if all(array.flags.c_contiguous for array in arrays):
+            # Elementwise: each thread updates a slice of the flattened arrays, the same
+            # numbers as one pass over the whole.
+            flat = [array.reshape(-1) for array in arrays]
+            threads.for_slices(
+                lambda part: self._update_values(*(a[part] for a in flat), step, group),
+                param.size,
+            )
+        else:
+            self._update_values(*arrays, step, group)
 
+    @staticmethod
+    def _update_values(
+        param: np.ndarray,
+        grad: np.ndarray,
+        exp_avg: np.ndarray,
+        exp_avg_sq: np.ndarray,
+        *rest: Any,
+    ) -> None:
+        """One Adam step on these values (views of the parameter and its state)."""
+        max_exp_avg_sq = rest[0] if len(rest) == 3 else None
+        step, group = rest[-2], rest[-1]
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
         if group["decoupled_weight_decay"]:
             if weight_decay != 0:
                 param *= 1 - lr * weight_decay
@@ -123,17 +151,13 @@ class Adam(Optimizer):
         else:
             g = effective_gradient(grad, param, weight_decay, group["maximize"])
 
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         _lerp_(exp_avg, g, 1 - beta1)
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * g * g  # PyTorch's addcmul: v + ((1 − β₂) g) g
         second_moment = exp_avg_sq
-        if group["amsgrad"]:
-            maximum = state.get("max_exp_avg_sq")
-            if maximum is None:  # amsgrad switched on after the first steps
-                maximum = state["max_exp_avg_sq"] = np.zeros_like(param)
-            np.maximum(maximum, exp_avg_sq, out=maximum)
-            second_moment = maximum
+        if max_exp_avg_sq is not None:
+            np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+            second_moment = max_exp_avg_sq
 
         step_size = lr / (1 - beta1**step)
         denom = np.sqrt(second_moment)
