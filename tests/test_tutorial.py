@@ -436,7 +436,7 @@ def test_tutorial_figures_are_readable_pngs(figure: str, tutorial_run: tuple[Cli
 
 @pytest.mark.parametrize("m", [2, 3, 7, 10, 100, 410, 2062])
 @pytest.mark.parametrize("test_size", [0.01, 0.15, 0.2, 0.5, 0.85, 0.999])
-@pytest.mark.parametrize("seed", [0, 1, 42, 2**32 - 1])
+@pytest.mark.parametrize("seed", [42, 2**32 - 1])
 def test_the_split_indices_are_scikit_learns(m: int, test_size: float, seed: int) -> None:
     """The split is computed without importing scikit-learn; it must be its split exactly,
     rows in the same order, and refuse the same sizes."""

@@ -6,17 +6,23 @@ and exit code 2; anything else is a bug in signdigits and shows its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from signdigits import __version__
-from signdigits.errors import SignDigitsError
+from signdigits.errors import InvalidArgumentError, SignDigitsError
 
 app = typer.Typer(
     help="Deep learning from scratch on the Sign Language Digits dataset.",
@@ -287,12 +293,192 @@ def graph(
     print(f"wrote {graphs.render(output, out, title=title)}")
 
 
+class ModelName(str, Enum):
+    """The models ``signdigits train --model`` trains."""
+
+    cnn = "cnn"
+    mlp = "mlp"
+    softmax = "softmax"
+    logistic = "logistic"
+    two_layer = "two-layer"
+
+
+class OptimizerName(str, Enum):
+    adamw = "adamw"
+    adam = "adam"
+    sgd = "sgd"
+
+
+class ScheduleName(str, Enum):
+    onecycle = "onecycle"
+    cosine = "cosine"
+    none = "none"
+
+
+def _parse_classes(text: str) -> list[int]:
+    """``all`` or digits separated by commas (``0,1``), as a list of digits."""
+    if text.strip().lower() == "all":
+        return list(range(10))
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() and len(part) == 1 for part in parts):
+        raise InvalidArgumentError(
+            f"--classes {text!r} is not a list of digits; give all, or digits 0–9 separated "
+            "by commas such as 0,1"
+        )
+    return [int(part) for part in parts]
+
+
+@app.command()
+def train(
+    model: Annotated[
+        ModelName, typer.Option("--model", help="What to train (cnn: the convolutional network).")
+    ] = ModelName.cnn,
+    classes: Annotated[
+        str, typer.Option("--classes", help="The digits to tell apart: all, or such as 0,1.")
+    ] = "all",
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Default: the model's (cnn: 40).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    lr: Annotated[
+        float | None,
+        typer.Option("--lr", help="Learning rate (the peak of onecycle). Default: the model's."),
+    ] = None,
+    optimizer: Annotated[OptimizerName | None, typer.Option("--optimizer")] = None,
+    schedule: Annotated[ScheduleName | None, typer.Option("--schedule")] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", help="Makes the run: the split, the weights, the batches, augmentation."
+        ),
+    ] = 42,
+    val_fraction: Annotated[
+        float,
+        typer.Option("--val-fraction", help="Share of the training part kept to validate with."),
+    ] = 0.1,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            "--patience",
+            min=1,
+            help="Stop after this many epochs without a better validation loss. Default: never "
+            "before the last epoch (the best epoch's model is kept in any case).",
+        ),
+    ] = None,
+    threads: ThreadsOption = None,
+    data: DataOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Folder for the results. Default: runs/MODEL-TIME.", show_default=False
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Go on with the stopped run in this folder, from its checkpoint (its settings "
+            "are the run's own).",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train a model on the dataset's digits, keep the best epoch's, and write the model file,
+    its metrics and figures. Ctrl-C stops after the current batch, with a checkpoint."""
+    from signdigits import training
+
+    _use_threads(threads)
+    settings = training.TrainSettings(
+        model=model.value,
+        classes=_parse_classes(classes),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer.value if optimizer else None,
+        schedule=schedule.value if schedule else None,
+        seed=seed,
+        val_fraction=val_fraction,
+        patience=patience,
+    )
+    if resume is None:
+        settings.resolved()  # every bad setting is refused before any work
+    with _stop_on_first_ctrl_c() as stop:
+        try:
+            training.train(
+                settings,
+                data=data,
+                out=out,
+                resume=resume,
+                show_progress=not quiet,
+                verbose=not quiet,
+                should_stop=stop.is_set,
+            )
+        except training.TrainingInterrupted as stopped:
+            folder = stopped.path.parent
+            raise _Stopped(
+                f"signdigits: stopped in epoch {stopped.epoch} after batch {stopped.batch}; the "
+                f"checkpoint is {stopped.path}: go on with `signdigits train --resume {folder}`"
+            ) from None
+
+
+class _Stopped(Exception):
+    """A command stopped by Ctrl-C at a point it can go on from; the message says how."""
+
+
+@contextlib.contextmanager
+def _stop_on_first_ctrl_c() -> Iterator[threading.Event]:
+    """An event that the first Ctrl-C sets (training stops after its batch); a second one
+    interrupts at once. Elsewhere than the main thread, Ctrl-C is left as it is."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def first(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@app.command()
+def evaluate(
+    model_file: Annotated[Path, typer.Argument(help="A model file from `signdigits train`.")],
+    data: DataOption = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed", help="The split's seed. Default: the one the model was trained with."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Score a model file on its test images: accuracy, per-class precision and recall, and
+    the confusion matrix."""
+    from signdigits import training
+
+    report = training.evaluate_file(model_file, data=data, seed=seed)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    training.print_report(report, Console(highlight=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 2 user error, 130 interrupted)."""
     try:
         result = app(args=argv, prog_name="signdigits", standalone_mode=False)
     except SignDigitsError as error:
         return _fail(f"signdigits: error: {error}")
+    except _Stopped as stopped:
+        _say(str(stopped))
+        return INTERRUPTED
     except (typer.Abort, KeyboardInterrupt):
         return _interrupted()
     except OSError as error:

@@ -251,3 +251,115 @@ def sample_grid(
 ) -> Path:
     """Draw :func:`sample_grid_figure` to ``path``."""
     return save_figure(sample_grid_figure(images, labels, columns, title), path)
+
+
+# -- training ---------------------------------------------------------------------------------
+def learning_curves_figure(history: Sequence[dict], title: str = "Learning curves") -> Figure:
+    """Loss and accuracy after each epoch, on the training batches (as they were trained
+    on, augmented and with dropout) and on the validation part."""
+    epochs = [entry["epoch"] for entry in history]
+    figure = Figure(figsize=(9.6, 4))
+    loss_axes, accuracy_axes = figure.subplots(
+        1, 2, gridspec_kw={"left": 0.07, "right": 0.99, "bottom": 0.13, "top": 0.84, "wspace": 0.2}
+    )
+    for axes, key, label in (
+        (loss_axes, "loss", "cross-entropy loss"),
+        (accuracy_axes, "accuracy", "accuracy"),
+    ):
+        scale = 100 if key == "accuracy" else 1
+        for part, style in (("train", "-"), ("val", "--")):
+            values = [entry[f"{part}_{key}"] for entry in history]
+            if all(value is not None for value in values):
+                axes.plot(epochs, np.array(values, dtype=float) * scale, style, label=f"{part}")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label + (" (%)" if key == "accuracy" else ""))
+        axes.grid(alpha=0.3)
+        axes.legend()
+    loss_axes.set_yscale("log")
+    figure.suptitle(title)
+    return figure
+
+
+def learning_curves(history: Sequence[dict], path: Path, title: str = "Learning curves") -> Path:
+    """Draw :func:`learning_curves_figure` to ``path``."""
+    return save_figure(learning_curves_figure(history, title), path)
+
+
+def confusion_matrix_figure(matrix: np.ndarray, classes: Sequence[int], title: str) -> Figure:
+    """The confusion matrix: row = the true digit, column = the predicted one; each cell
+    gives its count, coloured by the share of its row."""
+    matrix = np.asarray(matrix)
+    size = len(classes)
+    figure = Figure(figsize=(1.0 + 0.55 * size, 0.8 + 0.55 * size))
+    axes = figure.add_axes((0.15, 0.12, 0.8, 0.76))
+    shares = matrix / np.maximum(1, matrix.sum(axis=1, keepdims=True))
+    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(size):
+        for j in range(size):
+            if matrix[i, j]:
+                colour = "white" if shares[i, j] > 0.5 else "black"
+                axes.text(
+                    j, i, str(matrix[i, j]), ha="center", va="center", color=colour, fontsize=9
+                )
+    axes.set_xticks(range(size), [str(c) for c in classes])
+    axes.set_yticks(range(size), [str(c) for c in classes])
+    axes.set_xlabel("predicted digit")
+    axes.set_ylabel("true digit")
+    axes.set_title(title, fontsize=10)
+    return figure
+
+
+def confusion_matrix(matrix: np.ndarray, classes: Sequence[int], path: Path, title: str) -> Path:
+    """Draw :func:`confusion_matrix_figure` to ``path``."""
+    return save_figure(confusion_matrix_figure(matrix, classes, title), path)
+
+
+def mistakes_figure(
+    images: np.ndarray,
+    true: Sequence[int],
+    predicted: Sequence[int],
+    probability: Sequence[float],
+    columns: int = 8,
+    most: int = 48,
+) -> Figure:
+    """The misclassified test images (at most ``most``), each with its true digit, the
+    predicted one and the probability the model gave it."""
+    count = min(len(images), most)
+    if count == 0:
+        figure = Figure(figsize=(5, 1.5))
+        figure.text(0.5, 0.5, "No test image was misclassified.", ha="center", va="center")
+        return figure
+    images = np.asarray(images[:count], dtype=np.float32)
+    rows = math.ceil(count / columns)
+    height, width = images.shape[1:]
+    gap = height // 3
+    mosaic = np.ones((rows * (height + gap), columns * (width + gap)), dtype=np.float32)
+    figure = Figure(figsize=(1.5 * columns, 1.75 * rows + 0.6))
+    axes = figure.add_axes((0.0, 0.0, 1.0, 1 - 0.6 / (1.75 * rows + 0.6)))
+    for k in range(count):
+        top, left = (k // columns) * (height + gap) + gap, (k % columns) * (width + gap) + gap // 2
+        mosaic[top : top + height, left : left + width] = images[k]
+        axes.text(
+            left + width / 2,
+            top - 1,
+            f"{true[k]} → {predicted[k]} ({100 * probability[k]:.0f} %)",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    axes.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    axes.axis("off")
+    shown = f"the first {count} of {len(true)}" if len(true) > count else f"all {count}"
+    figure.suptitle(f"Misclassified test images ({shown}): true → predicted (its probability)")
+    return figure
+
+
+def mistakes(
+    images: np.ndarray,
+    true: Sequence[int],
+    predicted: Sequence[int],
+    probability: Sequence[float],
+    path: Path,
+) -> Path:
+    """Draw :func:`mistakes_figure` to ``path``."""
+    return save_figure(mistakes_figure(images, true, predicted, probability), path)

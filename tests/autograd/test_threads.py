@@ -221,12 +221,11 @@ DTYPE_PAIRS = [
     (np.float32, np.float64),
     (np.int64, np.float32),
     (np.bool_, np.bool_),
-    (np.int32, np.int32),
     (np.complex64, np.float32),
 ]
 
 
-@pytest.mark.parametrize("count", [1, 2, 3])
+@pytest.mark.parametrize("count", [2, 3])
 @pytest.mark.parametrize("ufunc", [np.add, np.subtract, np.multiply])
 @pytest.mark.parametrize("shapes", SHAPE_PAIRS, ids=str)
 @pytest.mark.parametrize("dtypes", DTYPE_PAIRS, ids=str)

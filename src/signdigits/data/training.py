@@ -1,0 +1,168 @@
+"""Data for training: the split of the chosen digits, mini-batches and augmentation.
+
+The split is stratified (each digit in the same proportion in every part) and comes from
+the seed alone: ``test_fraction`` (20 %) of the images is the test part, never seen by
+training, validation or model selection; ``val_fraction`` of the rest is the validation
+part. For all ten digits and the seed 42: 1,649 training images (1,484 to train on and 165
+to validate with) and 413 test images.
+
+Augmentation works on a whole batch at once, in NumPy: each image gets its own random
+affine map (rotation, scale, shift) and brightness and contrast, all drawn from the
+training run's one Generator, so that the same seed gives the same run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from signdigits.data.dataset import SignDigits
+from signdigits.errors import InvalidArgumentError
+
+TEST_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into the chosen images: ``train`` (what is fitted), ``val`` and ``test``."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def choose_classes(dataset: SignDigits, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The images of ``classes`` and their labels as class indices 0…K−1 (the position of
+    each image's digit in ``classes``), in the dataset's order."""
+    digits = np.asarray(classes)
+    chosen = np.isin(dataset.labels, digits)
+    lookup = np.full(10, -1)
+    lookup[digits] = np.arange(len(digits))
+    return dataset.images[chosen], lookup[dataset.labels[chosen]]
+
+
+def split_indices(
+    labels: np.ndarray, seed: int, val_fraction: float = 0.1, test_fraction: float = TEST_FRACTION
+) -> Split:
+    """The stratified test and validation parts for ``seed``, as scikit-learn's
+    ``train_test_split(..., stratify=labels, random_state=seed)`` makes them."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 <= val_fraction < 1:
+        raise InvalidArgumentError(f"the validation fraction must be in [0, 1), got {val_fraction}")
+    everything = np.arange(len(labels))
+    rest, test = train_test_split(
+        everything, test_size=test_fraction, stratify=labels, random_state=seed
+    )
+    if val_fraction == 0:
+        return Split(np.sort(rest), np.array([], dtype=int), np.sort(test))
+    train, val = train_test_split(
+        rest, test_size=val_fraction, stratify=labels[rest], random_state=seed
+    )
+    return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+class DataLoader:
+    """Mini-batches of the rows of in-memory arrays, as ``torch.utils.data.DataLoader``.
+
+    Each pass (``iter``) draws a new order from ``rng`` when ``shuffle``; ``drop_last``
+    leaves out a last batch smaller than ``batch_size``. ``epoch_order`` and ``batches``
+    are the two halves of a pass, for a training run that stops and resumes mid-epoch.
+    """
+
+    def __init__(
+        self,
+        *arrays: np.ndarray,
+        batch_size: int,
+        shuffle: bool = False,
+        rng: np.random.Generator | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        if not arrays or len({len(a) for a in arrays}) != 1:
+            raise InvalidArgumentError("DataLoader: give one or more arrays of the same length")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidArgumentError(
+                f"DataLoader: batch_size must be an int ≥ 1, got {batch_size!r}"
+            )
+        if shuffle and not isinstance(rng, np.random.Generator):
+            raise InvalidArgumentError("DataLoader: shuffling needs rng, a numpy Generator")
+        self.arrays, self.batch_size = arrays, batch_size
+        self.shuffle, self.rng, self.drop_last = shuffle, rng, drop_last
+
+    def __len__(self) -> int:
+        rows = len(self.arrays[0])
+        return rows // self.batch_size if self.drop_last else math.ceil(rows / self.batch_size)
+
+    def epoch_order(self) -> np.ndarray:
+        """The order of the rows for one pass: a permutation from ``rng``, or 0…n−1."""
+        rows = len(self.arrays[0])
+        return self.rng.permutation(rows) if self.shuffle else np.arange(rows)
+
+    def batches(self, order: np.ndarray, start: int = 0) -> Iterator[tuple[np.ndarray, ...]]:
+        """The batches of ``order`` from batch number ``start`` on."""
+        for number in range(start, len(self)):
+            rows = order[number * self.batch_size : (number + 1) * self.batch_size]
+            yield tuple(array[rows] for array in self.arrays)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
+        return self.batches(self.epoch_order())
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """How far augmentation may go: rotation in degrees, scale and shift as fractions
+    (shift of the image's side), brightness as an offset and contrast as a factor's range.
+    The defaults: ±12°, ±10 % scale and shift, ±0.1 brightness, ×(1 ± 0.2) contrast."""
+
+    rotation: float = 12.0
+    scale: float = 0.1
+    shift: float = 0.1
+    brightness: float = 0.1
+    contrast: float = 0.2
+
+
+def augment(
+    images: np.ndarray, rng: np.random.Generator, settings: Augmentation = Augmentation()
+) -> np.ndarray:
+    """A randomly transformed copy of a batch of images (N, H, W) in [0, 1].
+
+    Each image n gets a rotation θₙ, a scale sₙ and a shift tₙ. Output pixel p (relative
+    to the image's centre) takes the value at p' = R(−θₙ)(p − tₙ)/sₙ of the input, read by
+    bilinear interpolation between the four nearest pixels, with the edge pixels repeated
+    beyond the border. Then x ↦ (x − m)·c + m + b, with m the image's mean, c its contrast
+    factor and b its brightness offset, clipped to [0, 1].
+    """
+    n, height, width = images.shape
+    dtype = images.dtype if images.dtype.kind == "f" else np.dtype(np.float32)
+    theta = np.deg2rad(rng.uniform(-settings.rotation, settings.rotation, n))
+    scale = rng.uniform(1 - settings.scale, 1 + settings.scale, n)
+    shift = rng.uniform(-settings.shift, settings.shift, (n, 2)) * (height, width)
+    contrast = rng.uniform(1 - settings.contrast, 1 + settings.contrast, n)
+    brightness = rng.uniform(-settings.brightness, settings.brightness, n)
+
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    v = rows.reshape(1, -1) - (height - 1) / 2 - shift[:, :1]  # (n, H·W), centred, unshifted
+    u = cols.reshape(1, -1) - (width - 1) / 2 - shift[:, 1:]
+    cos, sin = (np.cos(theta) / scale)[:, None], (np.sin(theta) / scale)[:, None]
+    source_col = cos * u + sin * v + (width - 1) / 2  # R(−θ)/s applied to (u, v)
+    source_row = -sin * u + cos * v + (height - 1) / 2
+    row0, col0 = np.floor(source_row), np.floor(source_col)
+    fr, fc = (source_row - row0).astype(dtype), (source_col - col0).astype(dtype)
+    flat = images.reshape(n, -1).astype(dtype, copy=False)
+
+    def at(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        index = np.clip(r, 0, height - 1).astype(np.intp) * width + np.clip(c, 0, width - 1).astype(
+            np.intp
+        )
+        return np.take_along_axis(flat, index, axis=1)
+
+    top = at(row0, col0) * (1 - fc) + at(row0, col0 + 1) * fc
+    bottom = at(row0 + 1, col0) * (1 - fc) + at(row0 + 1, col0 + 1) * fc
+    warped = top * (1 - fr) + bottom * fr
+    mean = warped.mean(axis=1, keepdims=True)
+    adjusted = (warped - mean) * contrast[:, None].astype(dtype) + mean
+    adjusted += brightness[:, None].astype(dtype)
+    return np.clip(adjusted, 0, 1, out=adjusted).reshape(n, height, width)
