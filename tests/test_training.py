@@ -156,11 +156,12 @@ def test_a_shift_moves_the_image_by_the_drawn_amount() -> None:
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A cache folder of this test's own (the last trained model is remembered there),
-    holding the session's decoded dataset."""
+    holding the session's decoded dataset and its record of checked archives."""
     folder = tmp_path / "cache"
     source = Path(os.environ.get("SIGNDIGITS_CACHE", ""))
     folder.mkdir()
-    for path in source.glob("decoded-*.npz") if source.is_dir() else []:
+    kept = ("decoded-*.npz", "checked-archives-*.txt")  # no decoding, no check of every image
+    for path in [p for pattern in kept for p in source.glob(pattern)] if source.is_dir() else []:
         (folder / path.name).symlink_to(path)
     monkeypatch.setenv("SIGNDIGITS_CACHE", str(folder))
     return folder

@@ -470,6 +470,42 @@ def evaluate(
     training.print_report(report, Console(highlight=False))
 
 
+@app.command()
+def predict(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="[MODEL.safetensors] IMAGE...: the model (default: the last one trained), "
+            "then photos or folders of photos.",
+            show_default=False,
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    top: Annotated[int, typer.Option("--top", min=1, help="Show the K most probable digits.")] = 1,
+) -> None:
+    """Predict the digit of each photo: any size and mode, EXIF orientation honoured. A file
+    that cannot be read is reported on its own line; the exit code is then 2."""
+    from signdigits import predict as predicting
+
+    model_path = None
+    if paths and paths[0].suffix == ".safetensors":
+        model_path, paths = paths[0], paths[1:]
+    if not paths:
+        raise InvalidArgumentError("give one or more images (or folders of images) to predict")
+    model = predicting.load_model_or_last(model_path)
+    results = predicting.predict_images(model, paths, top=top)
+    if as_json:
+        print(json.dumps([result.as_json() for result in results], indent=2))
+    for result in results:
+        if result.error is not None:
+            _say(f"signdigits: error: {result.error}")
+        elif not as_json:
+            shown = ", ".join(f"{digit} ({100 * p:.1f} %)" for digit, p in result.top)
+            print(f"{result.image}: {shown}")
+    if any(result.error is not None for result in results):
+        raise typer.Exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 2 user error, 130 interrupted)."""
     try:

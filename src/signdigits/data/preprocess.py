@@ -12,6 +12,7 @@ The steps reproduce how the Kaggle ``X.npy`` used by the tutorial was made:
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +36,19 @@ def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Ima
     """
     label = name or (str(source) if not isinstance(source, bytes) else "the image")
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        image.load()
+        with warnings.catch_warnings():  # above Pillow's pixel limit: refused, not warned
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(
+            f"{label} has more pixels than Pillow's limit of {Image.MAX_IMAGE_PIXELS:,}; it is "
+            "refused as a possible decompression bomb (a photo of a hand needs far fewer)"
+        ) from None
     except FileNotFoundError:
         raise DataError(f"image {label} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise DataError(f"{label} is a folder, not an image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(
             f"{label} is not a readable image ({error}); give a JPEG, PNG or other "
