@@ -204,3 +204,59 @@ def test_a_bad_model_file_is_refused_before_any_image(invoke_cli, photo, tmp_pat
     image = save(photo.convert("RGB"), tmp_path / "a.png")
     line = invoke_cli("predict", fake, image).error_line()
     assert str(fake) in line and "not a signdigits model file" in line
+
+
+# --- what the network looks at ----------------------------------------------------------------
+
+
+def test_saliency_of_softmax_regression_is_the_weight_row(model_file, dataset: SignDigits) -> None:
+    """For z = W x + b, ∂z_c/∂x = W_c: the saliency without noise is |W_c| as an image."""
+    from signdigits.explain import saliency
+
+    model = load_model(model_file)
+    weight = dict(model.state_dict())["1.weight"]
+    for target in (0, 7):
+        found = saliency(model, dataset.images[0], target, samples=1, noise=0)
+        np.testing.assert_allclose(found, np.abs(weight[target]).reshape(64, 64), rtol=1e-6)
+
+
+def test_occlusion_is_the_drop_in_probability(model_file, dataset: SignDigits) -> None:
+    from signdigits.explain import occlusion
+    from signdigits.training import softmax
+
+    model = load_model(model_file)
+    image = dataset.images[100]
+    drop = occlusion(model, image, target=3, patch=16)
+    assert drop.shape == (4, 4)
+    hidden = image.copy()
+    hidden[16:32, 32:48] = 0
+    before, after = softmax(predict_logits(model, np.stack([image, hidden])).astype(np.float64))[
+        :, 3
+    ]
+    assert drop[1, 2] == pytest.approx(before - after, abs=1e-9)
+    blank = np.zeros_like(image)
+    assert np.all(occlusion(model, blank, target=3) == 0), "hiding nothing changes nothing"
+
+
+def test_explain_writes_one_picture_per_readable_image(
+    invoke_cli, model_file, photo, tmp_path
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    save(photo.convert("RGB"), folder / "a.jpg")
+    (folder / "b.jpg").write_bytes(b"broken")
+    save(photo.convert("L"), folder / "c.png")
+
+    run = invoke_cli("predict", model_file, folder, "--explain", tmp_path / "why")
+
+    assert run.returncode == 2  # b.jpg
+    pictures = sorted((tmp_path / "why").iterdir())
+    assert [p.name for p in pictures] == ["001-a.png", "003-c.png"]
+    for picture in pictures:
+        with Image.open(picture) as image:
+            assert image.format == "PNG" and image.width > 600
+    (tmp_path / "a file").write_text("")
+    line = invoke_cli(
+        "predict", model_file, folder / "a.jpg", "--explain", tmp_path / "a file"
+    ).error_line()
+    assert "is a file" in line

@@ -482,6 +482,15 @@ def predict(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     top: Annotated[int, typer.Option("--top", min=1, help="Show the K most probable digits.")] = 1,
+    explain: Annotated[
+        Path | None,
+        typer.Option(
+            "--explain",
+            help="Write, per image, what the network looked at (saliency and occlusion maps) "
+            "into this folder.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Predict the digit of each photo: any size and mode, EXIF orientation honoured. A file
     that cannot be read is reported on its own line; the exit code is then 2."""
@@ -494,6 +503,7 @@ def predict(
         raise InvalidArgumentError("give one or more images (or folders of images) to predict")
     model = predicting.load_model_or_last(model_path)
     results = predicting.predict_images(model, paths, top=top)
+    pictures = predicting.explain_all(model, results, explain) if explain is not None else []
     if as_json:
         print(json.dumps([result.as_json() for result in results], indent=2))
     for result in results:
@@ -502,6 +512,9 @@ def predict(
         elif not as_json:
             shown = ", ".join(f"{digit} ({100 * p:.1f} %)" for digit, p in result.top)
             print(f"{result.image}: {shown}")
+    for picture in pictures:
+        if not as_json:
+            print(f"wrote {picture}")
     if any(result.error is not None for result in results):
         raise typer.Exit(2)
 

@@ -363,3 +363,48 @@ def mistakes(
 ) -> Path:
     """Draw :func:`mistakes_figure` to ``path``."""
     return save_figure(mistakes_figure(images, true, predicted, probability), path)
+
+
+# -- explanations -----------------------------------------------------------------------------
+def explanation_figure(
+    image: np.ndarray, saliency: np.ndarray, occlusion: np.ndarray, title: str
+) -> Figure:
+    """Three panels: the 64×64 input the network receives, its saliency map over it, and
+    the occlusion map (the drop in probability when each square is hidden)."""
+    figure = Figure(figsize=(10.5, 3.9))
+    axes = figure.subplots(
+        1, 3, gridspec_kw={"left": 0.02, "right": 0.93, "bottom": 0.03, "top": 0.8, "wspace": 0.25}
+    )
+    axes[0].imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes[0].set_title("the input (64 × 64)", fontsize=10)
+    axes[1].imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    shown = axes[1].imshow(
+        saliency / max(float(saliency.max()), 1e-12), cmap="inferno", alpha=0.6, vmin=0, vmax=1
+    )
+    figure.colorbar(
+        shown, ax=axes[1], fraction=0.046, pad=0.03, label="|∂ score / ∂ pixel|, scaled"
+    )
+    axes[1].set_title("saliency (SmoothGrad)", fontsize=10)
+    limit = max(float(np.abs(occlusion).max()), 1e-6)
+    side = image.shape[0]
+    hidden = axes[2].imshow(
+        occlusion,
+        cmap="RdBu_r",
+        vmin=-limit,
+        vmax=limit,
+        extent=(-0.5, side - 0.5, side - 0.5, -0.5),
+    )
+    axes[2].imshow(image, cmap="gray", vmin=0, vmax=1, alpha=0.35, interpolation="nearest")
+    figure.colorbar(hidden, ax=axes[2], fraction=0.046, pad=0.03, label="drop in probability")
+    axes[2].set_title("occlusion: the square hidden", fontsize=10)
+    for axis in axes:
+        axis.axis("off")
+    figure.suptitle(title)
+    return figure
+
+
+def explanation(
+    image: np.ndarray, saliency: np.ndarray, occlusion: np.ndarray, title: str, path: Path
+) -> Path:
+    """Draw :func:`explanation_figure` to ``path``."""
+    return save_figure(explanation_figure(image, saliency, occlusion, title), path)

@@ -33,6 +33,7 @@ class Prediction:
     probability: float | None = None
     top: list[tuple[int, float]] = field(default_factory=list)
     error: str | None = None
+    input: np.ndarray | None = field(default=None, repr=False)  # what the network received
 
     def as_json(self) -> dict:
         if self.error is not None:
@@ -85,11 +86,13 @@ def predict_images(
     classes = model.spec["classes"]
     top = min(top, len(classes))
     results, images, readable = [], [], []
+    inputs_of: dict[int, np.ndarray] = {}
     for path in expand_images(inputs):
         result = Prediction(image=str(path))
         try:
             images.append(preprocess_image(path))
             readable.append(result)
+            inputs_of[id(result)] = images[-1]
         except SignDigitsError as error:
             result.error = str(error)
         except OSError as error:  # a folder that vanished, a file we may not read
@@ -101,4 +104,34 @@ def predict_images(
             order = np.argsort(-row, kind="stable")[:top]
             result.top = [(int(classes[i]), float(row[i])) for i in order]
             result.digit, result.probability = result.top[0]
+            result.input = inputs_of[id(result)]
     return results
+
+
+def explain_all(
+    model: Module, results: Sequence[Prediction], folder: str | os.PathLike[str]
+) -> list[Path]:
+    """For each predicted image, a picture of what the network looked at (see
+    :mod:`signdigits.explain`) in ``folder``: its input, saliency and occlusion maps."""
+    from signdigits import explain, plots
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidArgumentError(f"--explain {folder} is a file; give a folder for the pictures")
+    written = []
+    classes = list(model.spec["classes"])
+    for number, result in enumerate(results, start=1):
+        if result.error is not None or result.input is None:
+            continue
+        target = classes.index(result.digit)
+        title = f"{Path(result.image).name}: {result.digit} ({100 * result.probability:.1f} %)"
+        written.append(
+            plots.explanation(
+                result.input,
+                explain.saliency(model, result.input, target),
+                explain.occlusion(model, result.input, target),
+                title,
+                folder / f"{number:03d}-{Path(result.image).stem}.png",
+            )
+        )
+    return written
