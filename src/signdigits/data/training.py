@@ -127,25 +127,42 @@ class Augmentation:
 def augment(
     images: np.ndarray, rng: np.random.Generator, settings: Augmentation = Augmentation()
 ) -> np.ndarray:
-    """A randomly transformed copy of a batch of images (N, H, W) in [0, 1].
-
-    Each image n gets a rotation θₙ, a scale sₙ and a shift tₙ. Output pixel p (relative
-    to the image's centre) takes the value at p' = R(−θₙ)(p − tₙ)/sₙ of the input, read by
-    bilinear interpolation between the four nearest pixels, with the edge pixels repeated
-    beyond the border. Then x ↦ (x − m)·c + m + b, with m the image's mean, c its contrast
-    factor and b its brightness offset, clipped to [0, 1].
+    """A randomly transformed copy of a batch of images (N, H, W) in [0, 1]: each image its
+    own rotation θ, scale s and shift t (``affine_warp``), then x ↦ (x − m)·c + m + b, with
+    m the image's mean, c its contrast factor and b its brightness offset, clipped to [0, 1].
     """
     n, height, width = images.shape
-    dtype = images.dtype if images.dtype.kind == "f" else np.dtype(np.float32)
-    theta = np.deg2rad(rng.uniform(-settings.rotation, settings.rotation, n))
+    theta = rng.uniform(-settings.rotation, settings.rotation, n)
     scale = rng.uniform(1 - settings.scale, 1 + settings.scale, n)
     shift = rng.uniform(-settings.shift, settings.shift, (n, 2)) * (height, width)
     contrast = rng.uniform(1 - settings.contrast, 1 + settings.contrast, n)
     brightness = rng.uniform(-settings.brightness, settings.brightness, n)
+    warped = affine_warp(images, theta, scale, shift).reshape(n, -1)
+    dtype = warped.dtype
+    mean = warped.mean(axis=1, keepdims=True)
+    adjusted = (warped - mean) * contrast[:, None].astype(dtype) + mean
+    adjusted += brightness[:, None].astype(dtype)
+    return np.clip(adjusted, 0, 1, out=adjusted).reshape(n, height, width)
 
+
+def affine_warp(
+    images: np.ndarray, degrees: np.ndarray, scale: np.ndarray, shift: np.ndarray
+) -> np.ndarray:
+    """Images (N, H, W) each rotated by ``degrees[n]`` (counter-clockwise), scaled by
+    ``scale[n]`` about its centre and shifted by ``shift[n]`` = (rows, columns) pixels.
+
+    Output pixel p (relative to the centre) takes the value at p' = R(−θ)(p − t)/s of the
+    input, read by bilinear interpolation between the four nearest pixels, with the edge
+    pixels repeated beyond the border.
+    """
+    n, height, width = images.shape
+    dtype = images.dtype if images.dtype.kind == "f" else np.dtype(np.float32)
+    theta = np.deg2rad(np.asarray(degrees, dtype=float))
+    shift = np.asarray(shift, dtype=float).reshape(n, 2)
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     v = rows.reshape(1, -1) - (height - 1) / 2 - shift[:, :1]  # (n, H·W), centred, unshifted
     u = cols.reshape(1, -1) - (width - 1) / 2 - shift[:, 1:]
+    scale = np.asarray(scale, dtype=float)
     cos, sin = (np.cos(theta) / scale)[:, None], (np.sin(theta) / scale)[:, None]
     source_col = cos * u + sin * v + (width - 1) / 2  # R(−θ)/s applied to (u, v)
     source_row = -sin * u + cos * v + (height - 1) / 2
@@ -154,15 +171,10 @@ def augment(
     flat = images.reshape(n, -1).astype(dtype, copy=False)
 
     def at(r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        index = np.clip(r, 0, height - 1).astype(np.intp) * width + np.clip(c, 0, width - 1).astype(
-            np.intp
-        )
-        return np.take_along_axis(flat, index, axis=1)
+        row = np.clip(r, 0, height - 1).astype(np.intp)
+        col = np.clip(c, 0, width - 1).astype(np.intp)
+        return np.take_along_axis(flat, row * width + col, axis=1)
 
     top = at(row0, col0) * (1 - fc) + at(row0, col0 + 1) * fc
     bottom = at(row0 + 1, col0) * (1 - fc) + at(row0 + 1, col0 + 1) * fc
-    warped = top * (1 - fr) + bottom * fr
-    mean = warped.mean(axis=1, keepdims=True)
-    adjusted = (warped - mean) * contrast[:, None].astype(dtype) + mean
-    adjusted += brightness[:, None].astype(dtype)
-    return np.clip(adjusted, 0, 1, out=adjusted).reshape(n, height, width)
+    return (top * (1 - fr) + bottom * fr).reshape(n, height, width)
