@@ -135,13 +135,19 @@ def png_declaring(width: int, height: int) -> bytes:
     )
 
 
-def test_a_folder_with_broken_files_predicts_the_others_and_exits_2(
-    invoke_cli, model_file, photo, tmp_path
-) -> None:
+def photo_folder(photo: Image.Image, tmp_path: Path) -> Path:
+    """A folder with a good photo ``a.jpg`` and a broken file ``b.jpg``."""
     folder = tmp_path / "photos"
     folder.mkdir()
     save(photo.convert("RGB"), folder / "a.jpg")
     (folder / "b.jpg").write_bytes(b"not an image at all")
+    return folder
+
+
+def test_a_folder_with_broken_files_predicts_the_others_and_exits_2(
+    invoke_cli, model_file, photo, tmp_path
+) -> None:
+    folder = photo_folder(photo, tmp_path)
     (folder / "c.png").write_bytes(png_declaring(40_000, 40_000))
     good = save(photo.convert("RGB"), folder / "d.png")
     (folder / ".hidden.jpg").write_bytes(b"ignored")
@@ -241,10 +247,7 @@ def test_occlusion_is_the_drop_in_probability(model_file, dataset: SignDigits) -
 def test_explain_writes_one_picture_per_readable_image(
     invoke_cli, model_file, photo, tmp_path
 ) -> None:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    save(photo.convert("RGB"), folder / "a.jpg")
-    (folder / "b.jpg").write_bytes(b"broken")
+    folder = photo_folder(photo, tmp_path)
     save(photo.convert("L"), folder / "c.png")
 
     run = invoke_cli("predict", model_file, folder, "--explain", tmp_path / "why")
