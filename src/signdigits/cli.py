@@ -519,6 +519,30 @@ def predict(
         raise typer.Exit(2)
 
 
+@app.command()
+def serve(
+    model_file: Annotated[
+        Path | None,
+        typer.Argument(help="A model file (default: the last one trained).", show_default=False),
+    ] = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="The address to listen on; another than 127.0.0.1 opens it to others."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve a web page that predicts the digit of a photo or a camera picture, and its API."""
+    from signdigits import predict as predicting
+    from signdigits import serve as serving
+
+    model = predicting.load_model_or_last(model_file)
+    name = str(model_file) if model_file is not None else "the last model trained"
+    print(f"serving {name} on http://{host}:{port}/ (Ctrl-C stops)")
+    serving.serve(model, name, host=host, port=port)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 2 user error, 130 interrupted)."""
     try:
