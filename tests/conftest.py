@@ -343,3 +343,15 @@ def run_cli() -> Callable[..., CliRun]:
     unless the test is about the process itself.
     """
     return run_signdigits
+
+
+@pytest.fixture(scope="session")
+def model_file(dataset_source: DataSource, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A softmax model on all ten digits, two epochs (about two seconds): enough to tell
+    photos apart, for the tests of predicting and serving."""
+    from signdigits.training import TrainSettings, train
+
+    out = tmp_path_factory.mktemp("quick-model") / "run"
+    settings = TrainSettings(model="softmax", epochs=2, augment=False)
+    train(settings, data=dataset_source.path, out=out, verbose=False)
+    return out / "model.safetensors"

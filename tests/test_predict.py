@@ -17,18 +17,9 @@ from signdigits.data import SignDigits
 from signdigits.data.preprocess import preprocess_image
 from signdigits.io import load_model
 from signdigits.predict import predict_images
-from signdigits.training import LAST_MODEL, TrainSettings, predict_logits, train
+from signdigits.training import LAST_MODEL, predict_logits
 
 PHOTO = "3/IMG_1124.JPG"  # any photo of the dataset
-
-
-@pytest.fixture(scope="module")
-def model_file(dataset_source, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A softmax model on all ten digits, two epochs: enough to tell photos apart."""
-    out = tmp_path_factory.mktemp("predict") / "run"
-    settings = TrainSettings(model="softmax", epochs=2, augment=False)
-    train(settings, data=dataset_source.path, out=out, verbose=False)
-    return out / "model.safetensors"
 
 
 @pytest.fixture(scope="module")

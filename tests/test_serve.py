@@ -18,19 +18,7 @@ from fastapi.testclient import TestClient
 from signdigits.data.preprocess import preprocess_image
 from signdigits.io import load_model
 from signdigits.serve import create_app
-from signdigits.training import TrainSettings, predict_logits, train
-
-
-@pytest.fixture(scope="module")
-def model_file(dataset_source, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("serve") / "run"
-    train(
-        TrainSettings(model="softmax", epochs=2, augment=False),
-        data=dataset_source.path,
-        out=out,
-        verbose=False,
-    )
-    return out / "model.safetensors"
+from signdigits.training import predict_logits
 
 
 @pytest.fixture(scope="module")
