@@ -254,3 +254,8 @@ def test_explain_writes_one_picture_per_readable_image(
         "predict", model_file, folder / "a.jpg", "--explain", tmp_path / "a file"
     ).error_line()
     assert "is a file" in line
+
+
+def test_predict_with_nothing_says_what_it_needs(invoke_cli) -> None:
+    line = invoke_cli("predict").error_line()
+    assert "IMAGE" in line and "signdigits predict --help" in line

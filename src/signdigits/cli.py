@@ -477,6 +477,7 @@ def predict(
         typer.Argument(
             help="[MODEL.safetensors] IMAGE...: the model (default: the last one trained), "
             "then photos or folders of photos.",
+            metavar="[MODEL] IMAGE...",
             show_default=False,
         ),
     ],
