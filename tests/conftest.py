@@ -355,3 +355,20 @@ def model_file(dataset_source: DataSource, tmp_path_factory: pytest.TempPathFact
     settings = TrainSettings(model="softmax", epochs=2, augment=False)
     train(settings, data=dataset_source.path, out=out, verbose=False)
     return out / "model.safetensors"
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares ``width`` × ``height`` pixels: a decompression bomb
+    by its size, without the memory."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from signdigits.data.preprocess import preprocess_image
 from signdigits.io import load_model
 from signdigits.predict import predict_images
 from signdigits.training import LAST_MODEL, predict_logits
+from tests.conftest import png_declaring
 
 PHOTO = "3/IMG_1124.JPG"  # any photo of the dataset
 
@@ -107,23 +106,6 @@ def test_a_dataset_photo_gets_the_models_prediction_on_its_decoded_image(
     assert [r.digit for r in results] == [
         int(model.spec["classes"][i]) for i in probabilities.argmax(1)
     ]
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares ``width`` × ``height`` pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0"))
-        + chunk(b"IEND", b"")
-    )
 
 
 def photo_folder(photo: Image.Image, tmp_path: Path) -> Path:

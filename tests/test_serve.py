@@ -4,11 +4,9 @@ the right digit for dataset photos, every bad upload a 4xx JSON error, and the p
 from __future__ import annotations
 
 import socket
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import httpx
@@ -19,6 +17,7 @@ from signdigits.data.preprocess import preprocess_image
 from signdigits.io import load_model
 from signdigits.serve import create_app
 from signdigits.training import predict_logits
+from tests.conftest import png_declaring
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +52,6 @@ def test_explain_adds_the_input_and_the_saliency_as_pictures(
     body = upload(client, image_bytes(image_names[0]), explain=1).json()
     for key in ("input", "saliency"):
         assert body[key].startswith("data:image/png;base64,")
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize(

@@ -173,11 +173,11 @@ def load_model(path: str | os.PathLike[str]) -> Module:
         spec = check_spec(json.loads(metadata["architecture"]))
     except (ValueError, InvalidArgumentError) as error:
         raise ModelFileError(f"{path}: {error}") from None
-    held = sum(array.size for array in tensors.values())
-    if state_size(spec) > max(2 * held, _BUILD_ANYWAY):  # a spec may ask for any size
+    held, needed = sum(array.size for array in tensors.values()), state_size(spec)
+    if needed > max(2 * held, _BUILD_ANYWAY):  # a spec may ask for any size
         raise ModelFileError(
             f"{path}: its weights do not fit its {spec['model']} architecture (it needs "
-            f"{state_size(spec):,} values, the file holds {held:,})"
+            f"{needed:,} values, the file holds {held:,})"
         )
     model = build_model(spec, rng=0)
     expected = dict(model.state_dict())

@@ -86,13 +86,12 @@ def predict_images(
     classes = model.spec["classes"]
     top = min(top, len(classes))
     results, images, readable = [], [], []
-    inputs_of: dict[int, np.ndarray] = {}
     for path in expand_images(inputs):
         result = Prediction(image=str(path))
         try:
-            images.append(preprocess_image(path))
+            result.input = preprocess_image(path)
+            images.append(result.input)
             readable.append(result)
-            inputs_of[id(result)] = images[-1]
         except SignDigitsError as error:
             result.error = str(error)
         except OSError as error:  # a folder that vanished, a file we may not read
@@ -104,7 +103,6 @@ def predict_images(
             order = np.argsort(-row, kind="stable")[:top]
             result.top = [(int(classes[i]), float(row[i])) for i in order]
             result.digit, result.probability = result.top[0]
-            result.input = inputs_of[id(result)]
     return results
 
 

@@ -19,13 +19,12 @@ same final weights as a run that was never stopped. A finished run removes its c
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -592,9 +591,8 @@ def _remember_last_model(path: Path) -> None:
 
 
 def _run_state(run: _Run) -> dict[str, Any]:
-    state = asdict(run)
-    state["best_state"] = run.best_state
-    state["order"] = run.order
+    """The run's fields for the checkpoint, as they are: no copy of the kept weights."""
+    state = {item.name: getattr(run, item.name) for item in fields(run)}
     state["best_loss"] = None if math.isinf(run.best_loss) else run.best_loss
     return state
 
@@ -649,10 +647,6 @@ class _epoch_bar:
 
     def update(self, loss: float, accuracy: float) -> None:
         self.progress.update(self.task, advance=1, loss=loss, accuracy=accuracy)
-
-
-def load_run_metrics(out: Path) -> dict[str, Any]:
-    return json.loads((out / "metrics.json").read_text())
 
 
 def evaluate_file(
