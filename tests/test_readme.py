@@ -31,7 +31,8 @@ def test_every_python_example_is_checked_here():
     checked = [
         "c = (a**2 + b**2).sqrt()",
         "t.load_zeros_and_ones",
-        "preprocess_image(",
+        "mine = preprocess_image(",
+        "ort.InferenceSession(",
         "for step in",
         "for epoch in",
     ]
@@ -57,10 +58,26 @@ def test_the_dataset_and_your_own_photo(dataset_archive, monkeypatch, tmp_path):
         photo = next(n for n in archive.namelist() if n.upper().endswith(".JPG"))
         (tmp_path / "my_hand.jpg").write_bytes(archive.read(photo))
     monkeypatch.chdir(tmp_path)
-    code = _block("preprocess_image(") + "\nprint(mine.shape, mine.dtype, mine.min() >= 0)\n"
+    code = _block("mine = preprocess_image(") + "\nprint(mine.shape, mine.dtype, mine.min() >= 0)\n"
     lines = _run(code).splitlines()
     assert lines[0] == "(2062, 64, 64) [205, 206, 206, 206, 207, 207, 207, 206, 208, 204]"
     assert lines[1] == "(64, 64) float32 True"
+
+
+@pytest.mark.usefixtures("dataset")
+def test_the_exported_model_runs_under_onnxruntime(
+    model_file, image_bytes, image_names, tmp_path, monkeypatch
+):
+    from signdigits.io import export_onnx, load_model
+    from signdigits.predict import predict_images
+
+    (tmp_path / "my_hand.jpg").write_bytes(image_bytes(image_names[0]))
+    model = load_model(model_file)
+    export_onnx(model, tmp_path / "model.onnx")
+    monkeypatch.chdir(tmp_path)
+    digit, percent = _run(_block("ort.InferenceSession(")).split()
+    (ours,) = predict_images(model, [tmp_path / "my_hand.jpg"])
+    assert (int(digit), percent) == (ours.digit, f"{ours.probability:.1%}")
 
 
 @pytest.mark.usefixtures("dataset")

@@ -521,6 +521,32 @@ def predict(
 
 
 @app.command()
+def export(
+    model_file: Annotated[Path, typer.Argument(help="A model file from `signdigits train`.")],
+    out: Annotated[
+        Path, typer.Argument(help="The ONNX file to write, OUT.onnx (its folder must exist).")
+    ],
+) -> None:
+    """Export a model file to ONNX, to run it with onnxruntime: input images (N, 1, 64, 64)
+    float32, outputs logits and probabilities; its metadata says how to preprocess photos."""
+    from signdigits.io import load_model
+    from signdigits.onnx_export import OPSET, check_destination, export_onnx
+
+    check_destination(out)
+    if out.suffix.lower() != ".onnx":
+        raise InvalidArgumentError(
+            f"the ONNX file must end in .onnx, got {out} (the order is MODEL then OUT.onnx)"
+        )
+    model = load_model(model_file)
+    written = export_onnx(model, out)
+    digits = ", ".join(map(str, model.spec["classes"]))
+    print(
+        f"wrote {written}: {model.spec['model']} for the digits {digits}, ONNX opset {OPSET}, "
+        "input images (N, 1, 64, 64) float32, outputs logits and probabilities"
+    )
+
+
+@app.command()
 def serve(
     model_file: Annotated[
         Path | None,

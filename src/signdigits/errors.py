@@ -34,3 +34,8 @@ class IndexingError(SignDigitsError, IndexError):
 
 class TrainingError(SignDigitsError):
     """Training cannot go on: the cost or the parameters are no longer finite numbers."""
+
+
+class ExportError(SignDigitsError):
+    """A model cannot be exported: a layer with no ONNX form, or the ``onnx`` package is
+    missing."""

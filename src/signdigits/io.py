@@ -20,6 +20,10 @@ A **checkpoint** (``save_checkpoint``, ``load_checkpoint``) holds nested state (
 the optimizer, the schedule, the training loop's own) in one file: every array as a
 tensor named by its path in the state, everything else as JSON. It is written atomically,
 so a run that is killed leaves the last complete checkpoint.
+
+An **ONNX model** (``export_onnx(model, path)``, from :mod:`signdigits.onnx_export`, where
+its registry of layers and its names and metadata are described) runs the model elsewhere,
+with onnxruntime or any ONNX runtime.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from signdigits.data.preprocess import PREPROCESSING_VERSION
 from signdigits.errors import InvalidArgumentError, ModelFileError
 from signdigits.models import build_model, check_spec, state_size
 from signdigits.nn import Module
+from signdigits.onnx_export import export_onnx as export_onnx  # one name for every model file
 
 FORMAT_VERSION = "1"
 CHECKPOINT_VERSION = "1"

@@ -26,6 +26,22 @@ IMAGE_SIZE = 64
 PREPROCESSING_VERSION = "1"
 """Changes whenever the steps above change, so that cached arrays are rebuilt."""
 
+PREPROCESSING_STEPS = (
+    "decode the image with Pillow and turn it as its EXIF orientation says",
+    "integer or float gray images (Pillow modes I, I;16, F) keep their values; any other "
+    "mode with transparency is composited onto opaque white, then converted to RGB",
+    "gray value v = 0.299 R + 0.587 G + 0.114 B (ITU-R 601 luma), in float32",
+    "stretch each image to 0..255: v = (v - min v) * (255 / (max v - min v)); an image "
+    "with max v = min v is all zeros and skips the next steps",
+    "resize to 64x64 with Pillow's bilinear filter on the float32 image "
+    "(Image.resize((64, 64), Image.Resampling.BILINEAR), which widens the filter when "
+    "shrinking), then clip to 0..255",
+    "x = 1 - v / 255: float32 in [0, 1], dark pixels near 1",
+    "the model's input is (N, 1, 64, 64): each image's 64x64 array as its one channel",
+)
+"""The steps of ``preprocess_image`` in plain words, for those who reproduce them outside
+signdigits (an exported ONNX model carries them); they change with the version."""
+
 _LUMA_601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
