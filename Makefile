@@ -10,9 +10,9 @@ BIN := $(VENV)/bin
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PIP_FLAGS := --quiet
 PIP_TEST_FLAGS := $(PIP_FLAGS) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
-CHECKED := src tests benchmarks
+CHECKED := src tests benchmarks notebooks
 
-.PHONY: tutorial test lint format clean
+.PHONY: tutorial test notebooks lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ tutorial: $(VENV)/.installed
 # into the cache if needed; `make test OFFLINE=1` never downloads and skips those tests.
 test: $(VENV)/.installed-test lint
 	$(if $(OFFLINE),SIGNDIGITS_OFFLINE=1) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The notebooks, each run from top to bottom in a fresh kernel by nbmake: a cell that fails
+# fails the target. Under CI=true they train less (their QUICK variable), 2 to 3 minutes in
+# all on 2 cores; without it, notebook 3 trains the CNN in full (about 8 minutes).
+notebooks: $(VENV)/.installed-test
+	$(BIN)/python -m pytest --nbmake notebooks -n 0 --nbmake-timeout=1800
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check $(CHECKED)
