@@ -112,7 +112,9 @@ def test_the_loader_refuses_bad_arguments(arguments: dict) -> None:
 
 def test_augmentation_with_no_range_is_the_identity(dataset: SignDigits) -> None:
     images = dataset.images[:8]
-    nothing = Augmentation(rotation=0, scale=0, shift=0, brightness=0, contrast=0)
+    nothing = Augmentation(
+        rotation=0, scale=0, shift=0, brightness=0, contrast=0, cutout=0, noise=0
+    )
     np.testing.assert_allclose(
         augment(images, np.random.default_rng(0), nothing), images, atol=1e-6
     )
@@ -135,7 +137,9 @@ def test_a_shift_moves_the_image_by_the_drawn_amount() -> None:
     image = np.zeros((1, 64, 64), np.float32)
     image[0, 26:38, 24:36] = 1.0
     rng = np.random.default_rng(0)
-    settings = Augmentation(rotation=0, scale=0, shift=0.1, brightness=0, contrast=0)
+    settings = Augmentation(
+        rotation=0, scale=0, shift=0.1, brightness=0, contrast=0, cutout=0, noise=0
+    )
     shifted = augment(image, rng, settings)
     replay = np.random.default_rng(0)  # the draws of augment, in its order
     replay.uniform(0, 0, 1), replay.uniform(1, 1, 1)
@@ -148,6 +152,40 @@ def test_a_shift_moves_the_image_by_the_drawn_amount() -> None:
         return np.array([(rows * picture).sum(), (cols * picture).sum()]) / picture.sum()
 
     np.testing.assert_allclose(centre(shifted[0]) - centre(image[0]), [dy, dx], atol=0.05)
+
+
+def test_cutout_hides_one_square_in_the_chosen_share_of_the_images() -> None:
+    """On white images, cutout alone leaves each image white but for at most one black
+    square of the given side (smaller where it reaches past the border), in about the
+    chosen fraction of the images."""
+    images = np.ones((400, 64, 64), np.float32)
+    settings = Augmentation(
+        rotation=0, scale=0, shift=0, brightness=0, contrast=0, cutout=16, noise=0
+    )
+    hidden = augment(images, np.random.default_rng(3), settings)
+    assert set(np.unique(hidden)) <= {0.0, 1.0}
+    counts = (hidden == 0).sum(axis=(1, 2))
+    assert 0.4 < np.mean(counts > 0) < 0.6
+    assert counts.max() == 16 * 16
+    for image in hidden[counts > 0]:
+        rows, cols = np.nonzero(image == 0)
+        height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
+        assert height * width == len(rows), "the hidden pixels are not one rectangle"
+        assert height <= 16 and width <= 16
+        assert height == 16 or rows.min() == 0 or rows.max() == 63
+        assert width == 16 or cols.min() == 0 or cols.max() == 63
+
+
+def test_noise_has_each_images_own_deviation_up_to_the_limit() -> None:
+    images = np.full((300, 64, 64), 0.5, np.float32)
+    settings = Augmentation(
+        rotation=0, scale=0, shift=0, brightness=0, contrast=0, cutout=0, noise=0.1
+    )
+    noisy = augment(images, np.random.default_rng(4), settings)
+    deviations = (noisy - 0.5).std(axis=(1, 2))
+    assert deviations.max() < 0.1 * 1.05 and deviations.min() < 0.01
+    np.testing.assert_allclose(np.mean(deviations), 0.05, atol=0.005)  # σ ~ U(0, 0.1)
+    np.testing.assert_allclose((noisy - 0.5).mean(), 0, atol=1e-3)
 
 
 # --- training ---------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ part. For all ten digits and the seed 42: 1,649 training images (1,484 to train 
 to validate with) and 413 test images.
 
 Augmentation works on a whole batch at once, in NumPy: each image gets its own random
-affine map (rotation, scale, shift) and brightness and contrast, all drawn from the
-training run's one Generator, so that the same seed gives the same run.
+affine map (rotation, scale, shift), brightness and contrast, a hidden square (cutout) and
+Gaussian noise, all drawn from the training run's one Generator, so that the same seed
+gives the same run.
 """
 
 from __future__ import annotations
@@ -114,14 +115,25 @@ class DataLoader:
 @dataclass(frozen=True)
 class Augmentation:
     """How far augmentation may go: rotation in degrees, scale and shift as fractions
-    (shift of the image's side), brightness as an offset and contrast as a factor's range.
-    The defaults: ±12°, ±10 % scale and shift, ±0.1 brightness, ×(1 ± 0.2) contrast."""
+    (shift of the image's side), brightness as an offset and contrast as a factor's range;
+    ``cutout``, the side in pixels of a square hidden (set to 0) in a ``cutout_fraction`` of
+    the images; ``noise``, the largest standard deviation of the Gaussian noise added (each
+    image draws its own σ from [0, noise]). The defaults: ±12°, ±10 % scale and shift, ±0.1
+    brightness, ×(1 ± 0.2) contrast, a 16×16 square in half the images, noise σ ≤ 0.1.
+
+    Why cutout and noise: a network trained on the affine changes alone loses half its
+    accuracy under noise of σ = 0.1 and 13 points when a 16×16 patch is hidden
+    (``benchmarks/robustness.py``); hands in photos are partly covered and cameras are noisy.
+    """
 
     rotation: float = 12.0
     scale: float = 0.1
     shift: float = 0.1
     brightness: float = 0.1
     contrast: float = 0.2
+    cutout: int = 16
+    cutout_fraction: float = 0.5
+    noise: float = 0.1
 
 
 def augment(
@@ -129,7 +141,9 @@ def augment(
 ) -> np.ndarray:
     """A randomly transformed copy of a batch of images (N, H, W) in [0, 1]: each image its
     own rotation θ, scale s and shift t (``affine_warp``), then x ↦ (x − m)·c + m + b, with
-    m the image's mean, c its contrast factor and b its brightness offset, clipped to [0, 1].
+    m the image's mean, c its contrast factor and b its brightness offset; then, in some
+    images, a square set to 0 (it may reach past the border); then x ↦ x + σ·ε with
+    ε ~ N(0, 1) per pixel; clipped to [0, 1].
     """
     n, height, width = images.shape
     theta = rng.uniform(-settings.rotation, settings.rotation, n)
@@ -142,7 +156,27 @@ def augment(
     mean = warped.mean(axis=1, keepdims=True)
     adjusted = (warped - mean) * contrast[:, None].astype(dtype) + mean
     adjusted += brightness[:, None].astype(dtype)
-    return np.clip(adjusted, 0, 1, out=adjusted).reshape(n, height, width)
+    adjusted = adjusted.reshape(n, height, width)
+    if settings.cutout and settings.cutout_fraction:
+        adjusted *= ~_squares(n, height, width, settings, rng)
+    if settings.noise:
+        sigma = rng.uniform(0, settings.noise, n).astype(dtype)
+        adjusted += sigma[:, None, None] * rng.standard_normal(adjusted.shape, dtype=dtype)
+    return np.clip(adjusted, 0, 1, out=adjusted)
+
+
+def _squares(
+    n: int, height: int, width: int, settings: Augmentation, rng: np.random.Generator
+) -> np.ndarray:
+    """Masks (N, H, W), True inside a ``cutout``-sided square for a ``cutout_fraction`` of
+    the images, whose centre is anywhere in the image."""
+    side = settings.cutout
+    hidden = rng.random(n) < settings.cutout_fraction
+    top = rng.integers(0, height, n) - side // 2
+    left = rng.integers(0, width, n) - side // 2
+    rows = np.arange(height)[None, :, None] - top[:, None, None]
+    cols = np.arange(width)[None, None, :] - left[:, None, None]
+    return hidden[:, None, None] & (rows >= 0) & (rows < side) & (cols >= 0) & (cols < side)
 
 
 def affine_warp(
