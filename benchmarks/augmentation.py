@@ -12,7 +12,8 @@ the test accuracy that ``benchmarks/accuracy.py`` reports. The recipes:
 * ``affine``: rotation, scale, shift, brightness and contrast (no cutout, no noise);
 * ``cutout``: affine and a hidden 16×16 square in half the images;
 * ``noise``: affine and Gaussian noise of σ ≤ 0.1;
-* ``both``: affine, cutout and noise (``Augmentation()``, the CNN's default).
+* ``both``: affine, cutout and noise (``Augmentation()``, the CNN's default);
+* ``both-light``: affine, cutout in a quarter of the images and noise of σ ≤ 0.05.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ RECIPES = {
     "cutout": Augmentation(noise=0),
     "noise": Augmentation(cutout=0),
     "both": Augmentation(),
+    "both-light": Augmentation(cutout_fraction=0.25, noise=0.05),
 }
 SCORED = ("rotation ±15°", "shift 10 %", "noise σ = 0.1", "hidden 16×16 patch")
 
