@@ -13,7 +13,8 @@ the test accuracy that ``benchmarks/accuracy.py`` reports. The recipes:
 * ``cutout``: affine and a hidden 16×16 square in half the images;
 * ``noise``: affine and Gaussian noise of σ ≤ 0.1;
 * ``both``: affine, cutout and noise (``Augmentation()``, the CNN's default);
-* ``both-light``: affine, cutout in a quarter of the images and noise of σ ≤ 0.05.
+* ``both-light``: affine, cutout in a quarter of the images and noise of σ ≤ 0.05;
+* ``both-rot20``: ``both`` with rotations of ±20° instead of ±12°.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ RECIPES = {
     "noise": Augmentation(cutout=0),
     "both": Augmentation(),
     "both-light": Augmentation(cutout_fraction=0.25, noise=0.05),
+    "both-rot20": Augmentation(rotation=20.0),
 }
 SCORED = ("rotation ±15°", "shift 10 %", "noise σ = 0.1", "hidden 16×16 patch")
 
