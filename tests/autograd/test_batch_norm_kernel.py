@@ -216,6 +216,32 @@ def test_values_near_zero_of_two_dimensional_input_keep_the_exact_sign():
     np.testing.assert_array_equal(np.sign(y.data[:, 0]), signs)
 
 
+@pytest.mark.parametrize(
+    "shape", [(32, 3, 8, 8), (4096, 3), (2, 3, 50), (1, 3, 7, 7), (64, 3, 1, 1)]
+)
+def test_batch_statistics_of_hard_data_match_float64(shape):
+    """The one-pass shifted sums against the float64 two-pass statistics: a channel far from
+    zero (1e4 ± 1), one whose first sample is an outlier far out (the shift K is that
+    sample's mean), and one of huge and tiny values together."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape)
+    x[:, 0] += 1e4
+    x[0, 1] += 300.0 * math.sqrt(shape[0])  # the first sample, the shift, very far out
+    x[:, 2] *= np.where(rng.random(x[:, 2].shape) < 0.5, 1e-6, 1e6)
+    axes = (0, *range(2, x.ndim))
+    for dtype, tolerance in ((np.float64, 1e-9), (np.float32, 2e-6 * max(1, shape[0] / 64))):
+        data = x.astype(dtype)
+        exact = data.astype(np.float64)
+        mean = exact.mean(axis=axes)
+        var = ((exact - np.expand_dims(mean, axes)) ** 2).mean(axis=axes)
+        node = BatchNormOp(training=True, eps=1e-5, has_weight=False, has_bias=False)
+        node.needs_input_grad = (False,)
+        node.forward(data)
+        spread = np.sqrt(var)
+        assert np.all(np.abs(node.batch_mean - mean) <= tolerance * spread + 1e-300)
+        np.testing.assert_allclose(node.batch_var, var, rtol=tolerance)
+
+
 @pytest.mark.parametrize("stat_type", ["ndarray", "Tensor"])
 def test_invalid_arguments_leave_the_running_statistics_unchanged(stat_type):
     def fresh():

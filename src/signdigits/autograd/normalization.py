@@ -17,17 +17,20 @@ x̂ᵢ·x̂ⱼ/M), contracted with γ·g. Evaluation (fixed running statistics r
     s = 1/√(r_σ² + ε),   y = γ·(x − r_μ)·s + β
     ∂L/∂x = γ·s·g,   ∂L/∂γ = Σ g·(x − r_μ)·s,   ∂L/∂β = Σ g
 
-The mean is a float64 sum of every value (``np.einsum`` with a float64 accumulator), as in
-PyTorch's CPU kernel: a float32 running sum over many values misplaces μ of a nearly constant
-channel by more than its spread, which flips the sign of x − μ. The subtraction x − μ is then
-done in the input's dtype with μ rounded to it, which keeps the sign of the exact difference
-(no value of that dtype lies strictly between μ and its rounding). The other sums (Σ (x − μ)², Σ g,
-Σ g·(x − μ)) decide no sign of x − μ: each row of L (or H·W) values is reduced in the input's
-dtype by a vectorised dot product (``np.vecdot``, several partial sums at once), and the rows
-are added in float64; their error is about the dtype's precision times Σ |term|.
+The batch statistics come from one pass of shifted sums (see
+``BatchNormOp._batch_statistics``): with K each channel's mean over the first sample, Σ (x − K)
+and Σ (x − K)², each row of L (or H·W) values reduced in the input's dtype and the rows added
+in float64. Their error is relative to the spread of the data, not to |x|: a plain float32 sum
+over many values misplaces μ of a nearly constant channel by more than its spread, which flips
+the sign of x − μ, and x − K is exact there. The subtraction x − μ is then done in the input's
+dtype with μ rounded to it, which keeps the sign of the exact difference (no value of that
+dtype lies strictly between μ and its rounding). The sums of backward (Σ g, Σ g·(x − μ))
+decide no sign of x − μ: each row is reduced in the input's dtype by a vectorised dot product
+(``np.vecdot``, several partial sums at once), and the rows are added in float64; their error
+is about the dtype's precision times Σ |term|.
 
-Speed (memory traffic is the cost): x − μ is never stored. Forward reads x three times (the
-mean; Σ (x − μ)²; y) and writes only y; backward reads g and x twice (the two sums; ∂L/∂x)
+Speed (memory traffic is the cost): x − μ is never stored. Forward reads x twice (the
+shifted sums; y) and writes only y; backward reads g and x twice (the two sums; ∂L/∂x)
 and writes only ∂L/∂x. Each blocked pass works on a block of about ``_CHUNK`` values at a
 time in one reused scratch array that stays in cache, so x − μ costs no trip to memory. The
 node saves x itself (no copy, as the other nodes do), μ, 1/√(σ² + ε) and γ. Work that
@@ -49,11 +52,6 @@ from signdigits.autograd.tensor import Function
 from signdigits.errors import ShapeError
 
 _CHUNK = 1 << 17  # values per block: 512 KB of float32 scratch stays in a 1 MiB L2 cache
-
-
-def _channel_sums(a: np.ndarray) -> np.ndarray:
-    """Σ over axes 0 and 2 of a (N, C, L) array, accumulated in float64: shape (C,)."""
-    return np.einsum("ncl->c", a, dtype=np.float64)
 
 
 def _row_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -164,21 +162,9 @@ class BatchNormOp(Function):
             return np.empty(x.shape, dtype)
         blocks = _blocks(x3.shape)
         if self.training:
-            sums = threads.for_slices(lambda part: _channel_sums(x3[part]), n, c * x3.shape[2])
-            mean = _summed(sums) / self.count
-            mean_t = _per_channel(mean, dtype)
-
-            def squares_of(group: list[Block]) -> np.ndarray:  # Σ (x − μ)², a block at a time
-                buffer = np.empty(x3[blocks[0]].shape, dtype)
-                squares = np.zeros(c)
-                for block in group:
-                    xb = x3[block]
-                    d = np.subtract(xb, mean_t[:, block[1]], out=_scratch(buffer, xb.shape))
-                    squares[block[1]] += _row_dots(d, d)
-                return squares
-
-            var = _summed(_each_group(blocks, squares_of)) / self.count
+            mean, var = self._batch_statistics(x3, blocks)
             self.batch_mean, self.batch_var = mean, var
+            mean_t = _per_channel(mean, dtype)
         else:
             mean = np.asarray(self.running_mean, dtype=np.float64)
             var = np.asarray(self.running_var, dtype=np.float64)
@@ -200,6 +186,37 @@ class BatchNormOp(Function):
         if True in self.needs_input_grad:  # x and μ rebuild x − μ; s and γ scale
             self.saved = (x3, mean_t, inv_std, weight)
         return y.reshape(x.shape)
+
+    @staticmethod
+    def _batch_statistics(x3: np.ndarray, blocks: list[Block]) -> tuple[np.ndarray, np.ndarray]:
+        """μ and σ² of each channel of a (N, C, L) array in one pass, both float64.
+
+        Shifted sums: with K the mean of the first sample's values of the channel (rounded
+        to x's dtype), d = x − K is summed as Σ d and Σ d² (each row of L values in x's
+        dtype, the rows in float64), and μ = K + Σd/M, σ² = Σd²/M − (Σd/M)². The errors are
+        relative to the spread of the data, not to |x|: a nearly constant channel keeps its
+        exact mean (d is exact there). And since K is one sample's mean, (K − μ)² ≤ N·σ², so
+        the subtraction in σ² loses at most a factor N of precision (of 2⁻²⁴ in float32)."""
+        dtype, (n, c, length) = x3.dtype, x3.shape
+        shift = np.einsum("cl->c", x3[0], dtype=np.float64) / length
+        shift_t = _per_channel(shift, dtype)
+        ones = np.ones(length, dtype)
+
+        def sums_of(group: list[Block]) -> tuple[np.ndarray, np.ndarray]:
+            buffer = np.empty(x3[blocks[0]].shape, dtype)
+            sums, squares = np.zeros(c), np.zeros(c)
+            for block in group:
+                xb, channels = x3[block], block[1]
+                d = np.subtract(xb, shift_t[:, channels], out=_scratch(buffer, xb.shape))
+                sums[channels] += np.matmul(d, ones).sum(axis=0, dtype=np.float64)
+                squares[channels] += _row_dots(d, d)
+            return sums, squares
+
+        partial = _each_group(blocks, sums_of)
+        count = n * length
+        mean_d = _summed([p[0] for p in partial]) / count
+        var = np.maximum(_summed([p[1] for p in partial]) / count - mean_d * mean_d, 0.0)
+        return shift_t.reshape(-1).astype(np.float64) + mean_d, var
 
     def backward(self, g: np.ndarray) -> list[np.ndarray | None]:
         x3, mean_t, inv_std, weight = self.saved
