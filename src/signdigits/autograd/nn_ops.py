@@ -52,6 +52,19 @@ def _col2im(cols: np.ndarray, shape: tuple[int, ...], stride: tuple[int, int]) -
     return image
 
 
+def _pad_into(image: np.ndarray, x: np.ndarray, padding: tuple[int, int]) -> None:
+    """Write the NHWC array x into the middle of ``image`` and zeros around it (padding
+    (ph, pw) on each side of H and W)."""
+    (ph, pw), (h, w) = padding, x.shape[1:3]
+    if ph:
+        image[:, :ph] = 0
+        image[:, ph + h :] = 0
+    if pw:
+        image[:, ph : ph + h, :pw] = 0
+        image[:, ph : ph + h, pw + w :] = 0
+    image[:, ph : ph + h, pw : pw + w] = x
+
+
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
     try:
         return np.broadcast_shapes(shape, target) == target
@@ -201,8 +214,7 @@ class Conv2dOp(Function):
                 f"(input of shape {x.shape}, padding {self.padding})"
             )
         ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-        image = (np.zeros if ph or pw else np.empty)((n, hp, wp, c), dtype=x.dtype)
-        image[:, ph : ph + h, pw : pw + wd] = x.transpose(0, 2, 3, 1)
+        image = np.empty((n, hp, wp, c), dtype=x.dtype)  # x padded, NHWC: filled by part
         needs_x, needs_w = self.needs_input_grad[:2]
         wm = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)
         y = np.empty((n, o, ho * wo), dtype=np.result_type(x, w))
@@ -219,6 +231,7 @@ class Conv2dOp(Function):
         per_product = max(1, min(n, _CHUNK_VALUES // max(1, hw * o)))  # images per product
 
         def forward_images(part: slice) -> None:  # one thread's share of the batch
+            _pad_into(image[part], x[part].transpose(0, 2, 3, 1), self.padding)
             part_kept = None if kept is None else kept[part.start * hw : part.stop * hw]
             part_y = y[part]
             rows = None if narrow else np.empty((per_product * hw, o), dtype=y.dtype)
@@ -349,7 +362,7 @@ class Conv2dOp(Function):
         (ph, pw), (sh, sw) = self.padding, self.stride
         ho, wo = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
         dtype = np.result_type(g3, wm)
-        image = np.zeros((n, h + 2 * ph, wd + 2 * pw, c), dtype=dtype)
+        image = np.empty((n, h + 2 * ph, wd + 2 * pw, c), dtype=dtype)  # zeroed by part
         gx = np.empty((n, c, h, wd), dtype=dtype)
         per_image = ho * wo * kh * kw * c
         chunk = max(1, _CHUNK_VALUES // max(1, per_image))
@@ -357,6 +370,7 @@ class Conv2dOp(Function):
         w_offsets = np.ascontiguousarray(wm.reshape(kh * kw, c, wm.shape[1]).transpose(0, 2, 1))
 
         def input_grad_of(part: slice) -> None:  # one thread's share of the batch
+            image[part] = 0
             buffer = np.empty((kh * kw, min(chunk, n) * ho * wo, c), dtype=dtype)
             for start in range(part.start, part.stop, chunk):
                 stop = min(part.stop, start + chunk)
