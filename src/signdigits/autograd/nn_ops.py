@@ -307,14 +307,16 @@ class Conv2dOp(Function):
         if needs_w:
             if columns.ndim == 2:  # the kept column matrix X: ∂L/∂w = Σₙ gₙ Xₙ, batched
                 kept = columns.reshape(n, ho * wo, columns.shape[1])
-                gw = _summed_over_images(lambda part: np.matmul(g3[part], kept[part]).sum(0), n)
+                gw = _summed_over_images(
+                    lambda part: np.matmul(g3[part], kept[part]).sum(0), n, o * ho * wo
+                )
                 gw = np.ascontiguousarray(gw.reshape(o, kh, kw, x_shape[1]).transpose(0, 3, 1, 2))
             else:  # the padded NHWC image: rebuild the columns in chunks
                 gw = self._weight_grad(g, columns, (kh, kw))
         if needs_b:
             if g.dtype in (np.float32, np.float64):  # gₙ·1, a matrix-vector product per image
                 ones = np.ones(ho * wo, dtype=g.dtype)
-                gb = _summed_over_images(lambda part: (g3[part] @ ones).sum(0), n)
+                gb = _summed_over_images(lambda part: (g3[part] @ ones).sum(0), n, o * ho * wo)
             else:
                 gb = g3.sum(axis=(0, 2))
         grads = [gx, gw]
