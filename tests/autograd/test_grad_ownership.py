@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from signdigits import functional as F
 from signdigits.autograd import Tensor
@@ -92,3 +94,46 @@ def test_conv2d_gradients_are_owned_and_accumulate():
         F.conv2d(x, w, b, padding=1).backward(upstream)
     for t, g in zip((x, w, b), first, strict=True):
         np.testing.assert_allclose(t.grad, 2 * g)
+
+
+ELEMENTWISE = {  # ops whose backward makes new arrays, kept by a leaf without a copy
+    "mul": lambda x: x * x,
+    "div": lambda x: x / (x * x + 1),
+    "neg": lambda x: -x,
+    "pow": lambda x: x**3,
+    "exp": lambda x: x.exp(),
+    "log": lambda x: (x * x + 1).log(),
+    "sqrt": lambda x: (x * x + 1).sqrt(),
+    "tanh": lambda x: x.tanh(),
+    "sigmoid": lambda x: x.sigmoid(),
+    "relu": F.relu,
+    "leaky_relu": lambda x: F.leaky_relu(x, 0.1),
+    "abs": lambda x: x.abs(),
+    "clip": lambda x: x.clip(-0.5, 0.5),
+}
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (3, 4)])
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_elementwise_gradients_are_owned_arrays_that_accumulate(name, shape):
+    """The gradient a leaf keeps is a writable ndarray of its own, also for 0-d input
+    (where NumPy's arithmetic gives scalars), and a second backward adds to it."""
+    op = ELEMENTWISE[name]
+    x_data = np.random.default_rng(2).uniform(-1, 1, shape)
+    x = Tensor(x_data, requires_grad=True)
+    upstream = np.random.default_rng(3).standard_normal(shape)
+    op(x).backward(upstream)
+    first = x.grad
+    assert isinstance(first, np.ndarray) and first.flags.writeable and first.shape == shape
+    assert not np.shares_memory(first, upstream) and not np.shares_memory(first, x_data)
+    xt = torch.tensor(x_data, requires_grad=True)
+    torch_ops = {
+        "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.1),
+        "relu": torch.relu,
+    }
+    reference = torch_ops.get(name, op)(xt)
+    reference.backward(torch.from_numpy(upstream))
+    np.testing.assert_allclose(first, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    snapshot = first.copy()
+    op(x).backward(upstream)
+    np.testing.assert_allclose(x.grad, 2 * snapshot, rtol=1e-12, atol=1e-12)

@@ -52,6 +52,7 @@ class Mul(Function):
 
     __slots__ = ()
     name = "mul"
+    fresh_grads = True
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.saved = (a, b)
@@ -70,6 +71,7 @@ class Div(Function):
 
     __slots__ = ()
     name = "div"
+    fresh_grads = True
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.saved = (a, b)
@@ -126,6 +128,7 @@ class Where(Function):
 
     __slots__ = ("cond",)
     name = "where"
+    fresh_grads = True
 
     def __init__(self, cond: np.ndarray) -> None:
         self.cond = cond
@@ -143,6 +146,7 @@ class Neg(Function):
 
     __slots__ = ()
     name = "neg"
+    fresh_grads = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return -x
@@ -157,6 +161,7 @@ class Pow(Function):
 
     __slots__ = ("exponent",)
     name = "pow"
+    fresh_grads = True
 
     def __init__(self, exponent: float) -> None:
         if isinstance(exponent, Tensor):
@@ -196,6 +201,7 @@ class Exp(Function):
 
     __slots__ = ()
     name = "exp"
+    fresh_grads = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = np.exp(x)
@@ -211,6 +217,7 @@ class Log(Function):
 
     __slots__ = ()
     name = "log"
+    fresh_grads = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.saved = (x,)
@@ -225,6 +232,7 @@ class Sqrt(Function):
 
     __slots__ = ()
     name = "sqrt"
+    fresh_grads = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = np.sqrt(x)
@@ -240,6 +248,7 @@ class Tanh(Function):
 
     __slots__ = ()
     name = "tanh"
+    fresh_grads = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = np.tanh(x)
@@ -262,6 +271,7 @@ class Sigmoid(Function):
 
     __slots__ = ()
     name = "sigmoid"
+    fresh_grads = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = stable_sigmoid(x)
@@ -279,6 +289,7 @@ class Softplus(Function):
 
     __slots__ = ()
     name = "softplus"
+    fresh_grads = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.saved = (x,)
@@ -298,6 +309,7 @@ class ReLU(Function):
 
     __slots__ = ()
     name = "relu"
+    fresh_grads = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not (x.dtype.kind == "f" and x.flags.c_contiguous):
@@ -330,6 +342,7 @@ class LeakyReLU(Function):
 
     __slots__ = ("slope",)
     name = "leaky_relu"
+    fresh_grads = True
 
     def __init__(self, negative_slope: float) -> None:
         self.slope = negative_slope
@@ -348,6 +361,7 @@ class Abs(Function):
 
     __slots__ = ()
     name = "abs"
+    fresh_grads = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.saved = (x,)
@@ -362,6 +376,7 @@ class Clip(Function):
 
     __slots__ = ("high", "low")
     name = "clip"
+    fresh_grads = True
 
     def __init__(self, low: float | None, high: float | None) -> None:
         if low is None and high is None:

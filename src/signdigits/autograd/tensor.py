@@ -470,7 +470,7 @@ class Tensor:
                 continue
             fn = t.creator
             if fn is None:  # a leaf: accumulate into .grad, an array the leaf owns
-                own = key not in aliased and g.dtype == t.data.dtype
+                own = key not in aliased and g.dtype == t.data.dtype and type(g) is np.ndarray
                 with _grad_lock:
                     if t.grad is None:
                         t.grad = g if own else np.array(g, dtype=t.data.dtype)
