@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -35,10 +36,13 @@ WALL_LIMIT_SECONDS = 600
 CLASSES = {"two-layer": "0,1", "logistic": "0,1"}
 
 
-def run_training(model: str, seed: int, out: Path, data: str | None) -> dict:
-    """One `signdigits train` process; its metrics and its wall-clock time."""
+def run_training(
+    model: str, seed: int, out: Path, data: str | None, flags: list[str] | None = None
+) -> dict:
+    """One `signdigits train` process (with ``flags`` added); its metrics and its wall-clock
+    time."""
     args = [sys.executable, "-m", "signdigits", "train", "--model", model, "--seed", str(seed)]
-    args += ["--out", str(out), "--quiet", "--classes", CLASSES.get(model, "all")]
+    args += ["--out", str(out), "--quiet", "--classes", CLASSES.get(model, "all"), *(flags or [])]
     if data:
         args += ["--data", data]
     started = time.perf_counter()
@@ -48,6 +52,12 @@ def run_training(model: str, seed: int, out: Path, data: str | None) -> dict:
         raise SystemExit(f"{model} seed {seed} failed ({done.returncode}): {done.stderr.strip()}")
     metrics = json.loads((out / "metrics.json").read_text())
     return {"model": model, "seed": seed, "wall": wall, **metrics}
+
+
+def best_val_loss(result: dict) -> float:
+    """The lowest validation loss of a run's epochs (the kept epoch's, without --patience)."""
+    losses = [e["val_loss"] for e in result["history"] if e["val_loss"] is not None]
+    return min(losses) if losses else float("nan")
 
 
 def sklearn_reference(seed: int, data: str | None) -> float:
@@ -72,7 +82,13 @@ def main() -> None:
     parser.add_argument("--seeds", default="42,1,2,3")
     parser.add_argument("--out", type=Path, default=Path("runs/accuracy"))
     parser.add_argument("--data", default=None)
+    parser.add_argument(
+        "--train-flags",
+        default="",
+        help="more flags for every `signdigits train`, to compare a recipe, e.g. '--ema 0.995'",
+    )
     args = parser.parse_args()
+    flags = shlex.split(args.train_flags)
     models = args.models.split(",")
     seeds = [int(seed) for seed in args.seeds.split(",")]
     console = Console(width=120)
@@ -86,16 +102,26 @@ def main() -> None:
             out = args.out / f"{model}-seed{seed}"
             if out.exists():
                 subprocess.run(["rm", "-rf", str(out)], check=True)
-            result = run_training(model, seed, out, args.data)
+            result = run_training(model, seed, out, args.data, flags)
             results.append(result)
             console.print(
                 f"{model} seed {seed}: {100 * result['test_accuracy']:.2f} % "
                 f"({result['epochs']} epochs, {result['seconds']:.0f} s training, "
-                f"{result['wall']:.0f} s wall)"
+                f"{result['wall']:.0f} s wall; best validation loss "
+                f"{best_val_loss(result):.4f} at epoch {result['best_epoch']})"
             )
+    for model in models:  # the validation part's verdict, to compare recipes without the test
+        losses = [best_val_loss(r) for r in results if r["model"] == model]
+        console.print(
+            f"{model}: mean best validation loss {statistics.mean(losses):.4f} over "
+            f"{len(losses)} run(s){' with ' + args.train_flags if flags else ''}"
+        )
     reference = sklearn_reference(seeds[0], args.data) if "softmax" in models else None
 
-    table = Table(title="Test accuracy, each run through `signdigits train` with its defaults")
+    table = Table(
+        title="Test accuracy, each run through `signdigits train` with its defaults"
+        + (f" and {args.train_flags}" if flags else "")
+    )
     for column in ("model", "seed", "test accuracy", "epochs", "training s", "wall s", "target"):
         table.add_column(column)
     verdicts = []

@@ -32,6 +32,7 @@ from signdigits.training import (
     RESULT_FILES,
     TrainingInterrupted,
     TrainSettings,
+    average_into,
     evaluate_file,
     train,
 )
@@ -281,16 +282,21 @@ def stop_after(batches: int):
 
 
 @pytest.mark.parametrize(
-    ("model", "stop_at"),
-    [("softmax", 52), ("softmax", 47), ("cnn", 4)],
-    ids=["softmax in epoch 2", "softmax at an epoch's end", "cnn mid-epoch"],
+    ("model", "stop_at", "changes"),
+    [("softmax", 52, {}), ("softmax", 47, {}), ("softmax", 30, {"ema": 0.9}), ("cnn", 4, {})],
+    ids=[
+        "softmax in epoch 2",
+        "softmax at an epoch's end",
+        "softmax with averaged weights",
+        "cnn mid-epoch",
+    ],
 )
 def test_a_stopped_and_resumed_run_ends_with_the_same_weights(
-    model: str, stop_at: int, dataset_source, tmp_path: Path, cache: Path
+    model: str, stop_at: int, changes: dict, dataset_source, tmp_path: Path, cache: Path
 ) -> None:
     """With dropout, batch norm, augmentation and one-cycle for the CNN: every random draw
-    and every state must be in the checkpoint."""
-    settings = quick(model)
+    and every state must be in the checkpoint (with --ema, the average too)."""
+    settings = quick(model, **changes)
     train(settings, data=dataset_source.path, out=tmp_path / "whole", verbose=False)
     with pytest.raises(TrainingInterrupted) as stopped:
         train(
@@ -395,6 +401,8 @@ def test_a_killed_run_leaves_its_last_complete_checkpoint(
         (("--seed", "-1"), "--seed must be a whole number"),
         (("--optimizer", "rmsprop"), "Invalid value for '--optimizer'"),
         (("--threads", "0"), "Invalid value for '--threads'"),
+        (("--ema", "1"), "--ema must be a decay in [0, 1), got 1.0"),
+        (("--ema", "-0.5"), "--ema must be a decay in [0, 1)"),
     ],
 )
 def test_bad_training_flags_end_in_one_line(invoke_cli, tmp_path: Path, flags, says) -> None:
@@ -421,3 +429,29 @@ def test_resume_without_a_checkpoint_is_refused(invoke_cli, tmp_path: Path) -> N
     assert "has no checkpoint.safetensors to resume from" in line
     line = invoke_cli("train", "--resume", tmp_path / "nowhere").error_line()
     assert "nowhere" in line
+
+
+def test_the_moving_average_warms_up_then_decays_each_float_array() -> None:
+    """a ← d·a + (1 − d)·w with d = min(decay, (1 + step)/(10 + step)); counts are copied."""
+    averaged = {"w": np.array([1.0, 2.0]), "n": np.array(3)}
+    average_into(averaged, {"w": np.array([3.0, 6.0]), "n": np.array(5)}, 0.99, step=0)
+    np.testing.assert_allclose(averaged["w"], 0.1 * np.array([1.0, 2.0]) + 0.9 * np.array([3, 6]))
+    assert averaged["n"] == 5
+    averaged = {"w": np.array([1.0])}
+    average_into(averaged, {"w": np.array([2.0])}, 0.99, step=10_000)
+    np.testing.assert_allclose(averaged["w"], [0.99 * 1.0 + 0.01 * 2.0])
+
+
+def test_with_ema_the_kept_model_is_the_averaged_one(
+    dataset_source, tmp_path: Path, cache: Path
+) -> None:
+    """The run validates and keeps the averaged weights: they differ from the trained ones,
+    and the model still learns."""
+    plain = train(quick("softmax"), data=dataset_source.path, out=tmp_path / "a", verbose=False)
+    averaged = train(
+        quick("softmax", ema=0.99), data=dataset_source.path, out=tmp_path / "b", verbose=False
+    )
+    assert averaged["settings"]["ema"] == 0.99 and plain["settings"]["ema"] == 0.0
+    first, second = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert any(not np.array_equal(first[k], second[k]) for k in first)
+    assert averaged["test_accuracy"] > 0.45

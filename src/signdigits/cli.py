@@ -365,6 +365,14 @@ def train(
             "before the last epoch (the best epoch's model is kept in any case).",
         ),
     ] = None,
+    ema: Annotated[
+        float,
+        typer.Option(
+            "--ema",
+            help="Validate and keep a moving average of the weights, with this decay per "
+            "batch (e.g. 0.999); 0: the trained weights themselves.",
+        ),
+    ] = 0.0,
     threads: ThreadsOption = None,
     data: DataOption = None,
     out: Annotated[
@@ -400,6 +408,7 @@ def train(
         seed=seed,
         val_fraction=val_fraction,
         patience=patience,
+        ema=ema,
     )
     if resume is None:
         settings.resolved()  # every bad setting is refused before any work

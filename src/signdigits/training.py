@@ -130,6 +130,7 @@ class TrainSettings:
     patience: int | None = None
     augment: bool | None = None
     weight_decay: float = 1e-4
+    ema: float = 0.0
 
     def resolved(self) -> TrainSettings:
         """A copy with every default filled in from ``MODEL_DEFAULTS``, checked."""
@@ -179,6 +180,8 @@ class TrainSettings:
             raise InvalidArgumentError(
                 f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
             )
+        if not (isinstance(self.ema, int | float) and 0 <= self.ema < 1):
+            raise InvalidArgumentError(f"--ema must be a decay in [0, 1), got {self.ema}")
         if not 0 <= self.val_fraction < 0.5:
             raise InvalidArgumentError(
                 f"--val-fraction must be in [0, 0.5), got {self.val_fraction}"
@@ -254,6 +257,23 @@ def train_step(
     if batch_schedule is not None:
         batch_schedule.step()
     return float(loss.data), logits.data
+
+
+def average_into(
+    averaged: dict[str, np.ndarray], current: dict[str, np.ndarray], decay: float, step: int
+) -> None:
+    """One step of the exponential moving average of a model's state (its weights and its
+    batch-norm statistics), in place: a ← d·a + (1 − d)·w, with the decay warming up as
+    d = min(decay, (1 + step)/(10 + step)) so that the first steps' average is not held
+    back by the initial weights; arrays that are not floats (counts) are copied."""
+    d = min(decay, (1 + step) / (10 + step))
+    for name, value in current.items():
+        target = averaged[name]
+        if target.dtype.kind == "f":
+            target *= d
+            target += (1 - d) * value
+        else:
+            target[...] = value
 
 
 def build_optimizer(
@@ -425,6 +445,9 @@ def train(
     )
     optimizer, schedule, schedule_every = build_optimizer(settings, model, len(loader))
     run = _Run()
+    # With --ema, the weights that are validated and kept are a moving average of the
+    # trained ones (a steadier choice of the best epoch than the last step's weights).
+    averaged = {name: a.copy() for name, a in model.state_dict().items()} if settings.ema else None
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -432,6 +455,8 @@ def train(
             schedule.load_state_dict(saved["schedule"])
         rng.bit_generator.state = saved["rng"]
         run = _run_from(saved["run"])
+        if averaged is not None:  # writable copies: a file's arrays may be read-only
+            averaged = {name: np.array(a) for name, a in saved["averaged"].items()}
     out_path.mkdir(parents=True, exist_ok=True)
 
     def checkpoint() -> Path:
@@ -445,6 +470,7 @@ def train(
                 "schedule": schedule.state_dict() if schedule is not None else None,
                 "rng": rng.bit_generator.state,
                 "run": _run_state(run),
+                "averaged": averaged,
             },
         )
 
@@ -481,6 +507,9 @@ def train(
                         f"the training loss is {value} in epoch {run.epoch + 1}: the learning rate "
                         f"{settings.lr:g} is too large; try --lr {settings.lr / 10:g}"
                     )
+                if averaged is not None:
+                    step = run.epoch * len(loader) + run.batch
+                    average_into(averaged, model.state_dict(), settings.ema, step)
                 run.loss_sum += value * len(y)
                 run.correct += int(np.sum(logits.argmax(axis=1) == y))
                 run.seen += len(y)
@@ -495,6 +524,10 @@ def train(
             schedule.step()
         elapsed = time.perf_counter() - started
         run.seconds += elapsed
+        trained = None
+        if averaged is not None:  # validate (and keep, if best) the averaged weights
+            trained = {name: a.copy() for name, a in model.state_dict().items()}
+            model.load_state_dict(averaged)
         val_loss, val_accuracy = loss_and_accuracy(predict_logits(model, val_images), val_labels)
         result = EpochResult(
             epoch=run.epoch + 1,
@@ -514,6 +547,8 @@ def train(
         else:
             run.waited += 1
             stopped_early = run.waited >= settings.patience
+        if trained is not None:
+            model.load_state_dict(trained)
         run.epoch, run.batch, run.order = run.epoch + 1, 0, None
         run.loss_sum, run.correct, run.seen, run.epoch_seconds = 0.0, 0, 0, 0.0
         checkpoint()
