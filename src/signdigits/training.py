@@ -13,8 +13,13 @@ after every epoch, atomically (a run that is killed leaves the last complete one
 ``should_stop()`` turns true (the command line sets it on Ctrl-C), training stops after the
 current batch and writes a checkpoint of that exact point: the model, the optimizer's and
 the schedule's state, the epoch, its order of images, the batch reached, the sums of the
-epoch so far and the Generator's state. ``train(resume=folder)`` goes on from it to the
-same final weights as a run that was never stopped. A finished run removes its checkpoint.
+epoch so far and the Generator's state (and, with ``ema``, the moving average of the
+weights). ``train(resume=folder)`` goes on from it to the same final weights as a run that
+was never stopped. A finished run removes its checkpoint.
+
+**Averaged weights.** With ``ema`` (a decay d, ``--ema``), the weights validated after each
+epoch, and kept when best, are a moving average a ← d·a + (1 − d)·w of the trained weights
+w, updated after every batch (``average_into``); training itself goes on with w.
 """
 
 from __future__ import annotations
