@@ -55,9 +55,9 @@ def run_training(
 
 
 def best_val_loss(result: dict) -> float:
-    """The lowest validation loss of a run's epochs (the kept epoch's, without --patience)."""
-    losses = [e["val_loss"] for e in result["history"] if e["val_loss"] is not None]
-    return min(losses) if losses else float("nan")
+    """The validation loss of the epoch the run kept (the lowest of its epochs)."""
+    loss = result["history"][result["best_epoch"] - 1]["val_loss"]
+    return float("nan") if loss is None else loss
 
 
 def sklearn_reference(seed: int, data: str | None) -> float:

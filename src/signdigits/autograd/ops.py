@@ -315,10 +315,6 @@ class ReLU(Function):
         if not (x.dtype.kind == "f" and x.flags.c_contiguous):
             self.saved = (x > 0,)
             return np.maximum(x, 0)
-        if x.size < threads.MIN_PARALLEL_VALUES:  # one piece: no parts to hand out
-            y = np.asarray(np.maximum(x, 0))  # an array also for 0-d x
-            self.saved = (y,)
-            return y
         y = np.empty_like(x)
         flat_x, flat_y = x.reshape(-1), y.reshape(-1)
         threads.for_slices(lambda part: np.maximum(flat_x[part], 0, out=flat_y[part]), x.size)

@@ -151,8 +151,9 @@ def _as_part(function: Callable[[Part], Any], part: Part) -> Any:
 def for_slices(function: Callable[[slice], Any], length: int, values_per_item: int = 1) -> list:
     """``run`` ``function`` over ``split(length)``, or over one slice when the work is small
     (fewer than ``MIN_PARALLEL_VALUES`` values in all; ``values_per_item`` is per index)."""
-    parts = 1 if length * values_per_item < MIN_PARALLEL_VALUES else get_num_threads()
-    return run(function, split(length, parts))
+    if length * values_per_item < MIN_PARALLEL_VALUES:
+        return [function(slice(0, length))]
+    return run(function, split(length, get_num_threads()))
 
 
 def elementwise(ufunc: np.ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
