@@ -250,3 +250,81 @@ def test_elementwise_on_views_and_transposes() -> None:
     base = rng.standard_normal((512, 512)).astype(np.float32)
     for a, b in [(base.T, base), (base[::2], base[1::2]), (base[:, ::3], base[:, 1::3])]:
         np.testing.assert_array_equal(threads.elementwise(np.multiply, a, b), a * b)
+
+
+def spy_on_parts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of parts of each ``threads.run`` call from now on."""
+    counts: list[int] = []
+    real_run = threads.run
+
+    def run(function, parts):
+        counts.append(len(parts))
+        return real_run(function, parts)
+
+    monkeypatch.setattr(threads, "run", run)
+    return counts
+
+
+@pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("shape", [(32, 32, 64, 64), (4, 100_000), (3, 1, 70_000)], ids=str)
+def test_a_large_elementwise_op_is_cut_into_a_part_per_thread(
+    monkeypatch: pytest.MonkeyPatch, count: int, shape: tuple[int, ...]
+) -> None:
+    threads.set_num_threads(count)
+    parts = spy_on_parts(monkeypatch)
+    a = np.ones(shape, np.float32)
+    threads.elementwise(np.multiply, a, a)
+    assert parts == [min(count, shape[0])]
+
+
+def test_a_small_elementwise_op_is_one_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads.set_num_threads(2)
+    parts = spy_on_parts(monkeypatch)
+    a = np.ones((64, 1000), np.float32)
+    threads.elementwise(np.add, a, a)
+    assert parts == []
+
+
+TOTAL_SHAPES = [(32, 32, 64, 64), (65_536,), (70_001,), (3, 5, 7, 11, 13, 17), (1, 1, 300, 301)]
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 8])
+@pytest.mark.parametrize("shape", TOTAL_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_total_is_numpys_sum_bit_for_bit_on_several_threads(
+    monkeypatch: pytest.MonkeyPatch, count: int, shape, dtype, keepdims: bool
+) -> None:
+    threads.set_num_threads(count)
+    parts = spy_on_parts(monkeypatch)
+    rng = np.random.default_rng(count)
+    x = (rng.standard_normal(shape) * 100 + 3).astype(dtype)
+    expected = x.sum(keepdims=keepdims)
+    result = threads.total(x, keepdims)
+    assert parts and parts[0] >= count  # it did run in parts
+    assert type(result) is type(expected) and result.dtype == expected.dtype
+    assert np.shape(result) == np.shape(expected)
+    np.testing.assert_array_equal(result, expected)
+    tensor = Tensor(x, requires_grad=True)
+    np.testing.assert_array_equal(tensor.sum().data, x.sum())
+    np.testing.assert_array_equal(tensor.mean().data, x.mean())
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.arange(200_000, dtype=np.float32).reshape(400, 500).T,  # not contiguous
+        np.arange(200_000, dtype=np.int64),  # integers: NumPy's own sum
+        np.full(200_000, 0.125, np.float16),
+        np.ones(1000, np.float32),  # small
+        np.zeros((0, 100_000), np.float32),
+    ],
+    ids=["transposed", "int64", "float16", "small", "empty"],
+)
+def test_total_leaves_other_arrays_to_numpy(monkeypatch: pytest.MonkeyPatch, x) -> None:
+    threads.set_num_threads(2)
+    parts = spy_on_parts(monkeypatch)
+    result = threads.total(x)
+    assert parts == []
+    assert result.dtype == x.sum().dtype
+    np.testing.assert_array_equal(result, x.sum())

@@ -459,7 +459,10 @@ class Sum(_Reduction):
     name = "sum"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return x.sum(axis=self._reduce_axes(x), keepdims=self.keepdims)
+        axis = self._reduce_axes(x)
+        if axis is None:
+            return threads.total(x, self.keepdims)
+        return x.sum(axis=axis, keepdims=self.keepdims)
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray]:
         return (np.broadcast_to(self._with_kept_axes(g), self.shape),)
@@ -479,7 +482,10 @@ class Mean(_Reduction):
         axis = self._reduce_axes(x)
         count = x.size if axis is None else math.prod(x.shape[a] for a in axis)
         self.saved = (count,)
-        total = x.sum(axis=axis, keepdims=self.keepdims)
+        if axis is None:
+            total = threads.total(x, self.keepdims)
+        else:
+            total = x.sum(axis=axis, keepdims=self.keepdims)
         if count == 0:
             with np.errstate(invalid="ignore"):
                 return np.true_divide(total, count)

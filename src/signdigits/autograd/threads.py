@@ -169,8 +169,53 @@ def elementwise(ufunc: np.ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return ufunc(a, b)
     out = np.empty(shape, dtype)
     a_full, b_full = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
-    for_slices(lambda part: ufunc(a_full[part], b_full[part], out=out[part]), shape[0])
+    for_slices(
+        lambda part: ufunc(a_full[part], b_full[part], out=out[part]), shape[0], size // shape[0]
+    )
     return out
+
+
+def total(x: np.ndarray, keepdims: bool = False) -> np.ndarray:
+    """``x.sum(keepdims=keepdims)``, the sum of all of ``x``'s values, bit for bit; a large
+    contiguous float32 or float64 array is summed in parts on the engine's threads.
+
+    NumPy sums a contiguous array pairwise: Σ a[0:n] = Σ a[0:h] + Σ a[h:n], with h = n/2
+    rounded down to a multiple of 8, down to blocks of 128 values. The parts here are the
+    subtrees of that same tree (its top levels cut until there are enough for the
+    threads), and their sums are added back up the tree, so every addition is the one
+    NumPy makes, in its order (``tests/autograd/test_threads.py`` checks this against
+    ``np.sum``)."""
+    count = get_num_threads()
+    if (
+        count == 1
+        or x.size < MIN_PARALLEL_VALUES
+        or x.dtype not in (np.float32, np.float64)
+        or not x.flags.c_contiguous
+    ):
+        return x.sum(keepdims=keepdims)
+    flat = x.reshape(-1)
+    levels = math.ceil(math.log2(count))  # 2**levels ≥ count parts
+
+    def middle(start: int, stop: int) -> int:
+        half = (stop - start) // 2
+        return start + half - half % 8
+
+    def leaves(start: int, stop: int, level: int) -> list[slice]:
+        if level == 0 or stop - start <= 128:
+            return [slice(start, stop)]
+        cut = middle(start, stop)
+        return leaves(start, cut, level - 1) + leaves(cut, stop, level - 1)
+
+    sums = iter(run(lambda part: flat[part].sum(), leaves(0, flat.size, levels)))
+
+    def added(start: int, stop: int, level: int) -> np.ndarray:
+        if level == 0 or stop - start <= 128:
+            return next(sums)
+        cut = middle(start, stop)
+        return added(start, cut, level - 1) + added(cut, stop, level - 1)
+
+    result = added(0, flat.size, levels)
+    return result.reshape((1,) * x.ndim) if keepdims else result
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
