@@ -432,3 +432,28 @@ def test_conv2d_weight_gradient_from_kept_or_rebuilt_columns(
         )
     out = ours(*[Tensor(a, requires_grad=True) for a in arrays])
     assert out.creator.saved[0].ndim == (2 if keep_width else 4)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "padding"),
+    [
+        ((3, 2, 7, 5), (4, 2, 3, 3), (1, 1)),  # the CNN's case, odd sizes
+        ((2, 3, 6, 9), (2, 3, 1, 3), (0, 1)),  # one row, three columns
+        ((2, 3, 6, 9), (2, 3, 3, 1), (1, 0)),  # three rows, one column
+        ((2, 1, 5, 5), (3, 1, 5, 5), (0, 0)),  # one output position per image
+        ((2, 2, 4, 4), (2, 2, 5, 5), (2, 2)),  # kernel larger than the image
+        ((1, 2, 1, 1), (2, 2, 1, 1), (0, 0)),  # 1×1 image and kernel
+    ],
+    ids=str,
+)
+def test_conv2d_input_gradient_at_stride_1_on_the_padded_grid(x_shape, w_shape, padding):
+    """Stride 1 adds each offset's product onto the flattened image at one shift; the rows
+    past each output row must add nothing, and the last ones are left off."""
+    arrays = random_arrays(9, [x_shape, w_shape, (w_shape[0],)])
+    for dtype in (np.float32, np.float64):
+        check_against_reference(
+            lambda *ts: F.conv2d(*ts, padding=padding),
+            lambda *ts: reference_conv2d(*ts, padding=padding),
+            arrays,
+            dtype,
+        )
