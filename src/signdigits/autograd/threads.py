@@ -159,6 +159,8 @@ def for_slices(function: Callable[[slice], Any], length: int, values_per_item: i
 def elementwise(ufunc: np.ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``ufunc(a, b)``, broadcasting as NumPy does; a large result is computed in parts along
     its first axis on the engine's threads (each part a plain ufunc call on views)."""
+    if a.size * b.size < MIN_PARALLEL_VALUES:  # the result is smaller (cheap to tell)
+        return ufunc(a, b)
     shape = np.broadcast_shapes(a.shape, b.shape)
     size = math.prod(shape)
     if size < MIN_PARALLEL_VALUES or not shape or shape[0] < 2 or get_num_threads() == 1:
