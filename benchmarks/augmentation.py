@@ -1,13 +1,19 @@
 """Which augmentation should the default CNN train with? Chosen on the validation part only.
 
-Run:  .venv/bin/python benchmarks/augmentation.py [--seed 42] [--epochs 40]
+Run:  .venv/bin/python benchmarks/augmentation.py [--seeds 42] [--epochs 40]
       [--variants affine,cutout,noise,both] [--out runs/augmentation] [--data PATH]
+      [--reuse]
 
 Each variant trains the default CNN (its default settings, ``--epochs`` epochs) with one
-augmentation recipe, then scores the best model on the run's **validation** images, clean
-and under the perturbations of ``benchmarks/robustness.py`` (rotation, shift, noise, a
-hidden patch). The test images are never looked at here, so the choice does not leak into
-the test accuracy that ``benchmarks/accuracy.py`` reports. The recipes:
+augmentation recipe on each seed's split, then scores the best model on that run's
+**validation** images, clean and under the perturbations of ``benchmarks/robustness.py``
+(rotation, shift, noise, a hidden patch), and reads the validation loss of the epoch it
+kept. The test images are never looked at here, so the choice does not leak into the test
+accuracy that ``benchmarks/accuracy.py`` reports. With several seeds, the last table
+averages each recipe over them (4 × 165 validation images for 42, 1, 2, 3). ``--reuse``
+scores a model already in ``OUT/RECIPE/seedS/`` instead of training it again (a run of
+``benchmarks/accuracy.py`` with the same code gives the same model as the default recipe
+here: copy its ``cnn-seedS`` folders there). The recipes:
 
 * ``affine``: rotation, scale, shift, brightness and contrast (no cutout, no noise);
 * ``cutout``: affine and a hidden 16×16 square in half the images;
@@ -20,6 +26,7 @@ the test accuracy that ``benchmarks/accuracy.py`` reports. The recipes:
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -46,39 +53,65 @@ SCORED = ("rotation ±15°", "shift 10 %", "noise σ = 0.1", "hidden 16×16 patc
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seeds", default="42", help="comma-separated split seeds")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--variants", default=",".join(RECIPES))
     parser.add_argument("--out", type=Path, default=Path("runs/augmentation"))
     parser.add_argument("--data", default=None)
+    parser.add_argument("--reuse", action="store_true", help="score models already trained")
     args = parser.parse_args()
+    seeds = [int(seed) for seed in args.seeds.split(",")]
 
     dataset = load_dataset(args.data, show_progress=False)
     images, labels = choose_classes(dataset, range(10))
-    val = split_indices(labels, args.seed, training.TrainSettings.val_fraction).val
-    x, y = images[val], labels[val]
+    columns = ("clean", *SCORED, "mean", "val loss", "train s")
+    averages: dict[str, list[list[float]]] = {}
+    for seed in seeds:
+        val = split_indices(labels, seed, training.TrainSettings.val_fraction).val
+        x, y = images[val], labels[val]
+        table = Table(title=f"The CNN's validation accuracy ({len(y)} images, seed {seed})")
+        for column in ("recipe", *columns):
+            table.add_column(column)
+        for name in args.variants.split(","):
+            out = args.out / name / f"seed{seed}"
+            seconds = float("nan")
+            if not (args.reuse and (out / "model.safetensors").exists()):
+                training.AUGMENTATION["cnn"] = RECIPES[name]
+                settings = training.TrainSettings(model="cnn", seed=seed, epochs=args.epochs)
+                started = time.perf_counter()
+                training.train(settings, data=args.data, out=out, verbose=False)
+                seconds = time.perf_counter() - started
+            model = load_model(out / "model.safetensors")
+            rng = np.random.default_rng(0)
+            scores = [accuracy(model, x, y)]
+            for perturbation in SCORED:
+                perturbed, copies = INPUT_PERTURBATIONS[perturbation](x, rng)
+                scores.append(accuracy(model, perturbed, np.tile(y, copies)))
+            row = [100 * s for s in scores] + [100 * float(np.mean(scores))]
+            row += [kept_val_loss(out), seconds]
+            averages.setdefault(name, []).append(row)
+            table.add_row(name, *format_row(row))
+            Console(width=140).print(f"seed {seed} {name}: " + " ".join(format_row(row)))
+        Console(width=140).print(table)
+    if len(seeds) > 1:
+        table = Table(title=f"Mean over seeds {args.seeds} (validation parts only)")
+        for column in ("recipe", *columns):
+            table.add_column(column)
+        for name, rows in averages.items():
+            table.add_row(name, *format_row(list(np.mean(rows, axis=0))))
+        Console(width=140).print(table)
 
-    table = Table(title=f"The CNN's validation accuracy ({len(y)} images, seed {args.seed})")
-    for column in ("recipe", "clean", *SCORED, "mean", "train s"):
-        table.add_column(column)
-    for name in args.variants.split(","):
-        recipe = RECIPES[name]
-        training.AUGMENTATION["cnn"] = recipe
-        settings = training.TrainSettings(model="cnn", seed=args.seed, epochs=args.epochs)
-        out = args.out / name
-        started = time.perf_counter()
-        training.train(settings, data=args.data, out=out, verbose=False)
-        seconds = time.perf_counter() - started
-        model = load_model(out / "model.safetensors")
-        rng = np.random.default_rng(0)
-        scores = [accuracy(model, x, y)]
-        for perturbation in SCORED:
-            perturbed, copies = INPUT_PERTURBATIONS[perturbation](x, rng)
-            scores.append(accuracy(model, perturbed, np.tile(y, copies)))
-        cells = [f"{100 * s:.2f}" for s in scores]
-        table.add_row(name, *cells, f"{100 * np.mean(scores):.2f}", f"{seconds:.0f}")
-        Console(width=120).print(f"{name}: " + " ".join(cells) + f" ({seconds:.0f} s)")
-    Console(width=120).print(table)
+
+def kept_val_loss(out: Path) -> float:
+    """The validation loss of the epoch the run kept, from its ``metrics.json``."""
+    metrics = json.loads((out / "metrics.json").read_text())
+    return float(metrics["history"][metrics["best_epoch"] - 1]["val_loss"])
+
+
+def format_row(row: list[float]) -> list[str]:
+    """Accuracies in %, the validation loss, the training seconds."""
+    *percentages, loss, seconds = row
+    return [f"{p:.2f}" for p in percentages] + [f"{loss:.4f}", f"{seconds:.0f}"]
 
 
 if __name__ == "__main__":

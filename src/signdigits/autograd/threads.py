@@ -2,9 +2,11 @@
 
 NumPy runs each ufunc, copy and matrix product on one core, but it releases the GIL while
 it works, so independent parts of an array can be worked on from several Python threads at
-once. The kernels of convolution, pooling, batch norm, ReLU and the large matrix products
-cut their work into parts (groups of samples, or of blocks) and run them on
-``get_num_threads()`` threads: the calling thread and the workers of this module's pool.
+once. The kernels of convolution, pooling, batch norm and ReLU, large additions,
+subtractions and multiplications (``elementwise``), sums over all axes (``total``) and the
+large matrix products cut their work into parts (groups of samples, blocks, or slices) and
+run them on ``get_num_threads()`` threads: the calling thread and the workers of this
+module's pool.
 
 The count is one setting: ``set_num_threads(n)`` (``--threads`` on the commands that
 train), else the environment variable ``SIGNDIGITS_NUM_THREADS``, else the CPUs this
