@@ -337,7 +337,7 @@ def train(
         str, typer.Option("--classes", help="The digits to tell apart: all, or such as 0,1.")
     ] = "all",
     epochs: Annotated[
-        int | None, typer.Option("--epochs", min=1, help="Default: the model's (cnn: 40).")
+        int | None, typer.Option("--epochs", min=1, help="Default: the model's (cnn: 48).")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     lr: Annotated[

@@ -391,7 +391,7 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
     weight_decay : float ≥ 0, default 1e-4.
     schedule : {"onecycle", "cosine", "none"}, default "onecycle": the learning rate's
         course, stepped after each batch (one-cycle) or each epoch (cosine).
-    epochs : int ≥ 1, default 40.
+    epochs : int ≥ 1, default 48.
     batch_size : int ≥ 1, default 32 (a batch larger than the data is the whole data).
     augment : bool, default True: each batch changed at random as ``signdigits train``
         does it (``data.training.augment`` with its default ``Augmentation``).
@@ -417,7 +417,7 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         learning_rate: float = 3e-3,
         weight_decay: float = 1e-4,
         schedule: str = "onecycle",
-        epochs: int = 40,
+        epochs: int = 48,
         batch_size: int = 32,
         augment: bool = True,
         random_state: int | np.random.Generator | None = None,

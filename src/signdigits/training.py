@@ -81,7 +81,7 @@ SCHEDULES = ("onecycle", "cosine", "none")
 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "cnn": {
-        "epochs": 40,
+        "epochs": 48,
         "lr": 3e-3,
         "optimizer": "adamw",
         "schedule": "onecycle",
