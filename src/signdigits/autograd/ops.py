@@ -303,8 +303,8 @@ class ReLU(Function):
     """y = max(x, 0);  ∂y/∂x = [x > 0] (0 at x = 0, as PyTorch).
 
     For a float x, [x > 0] = [y > 0] (also for NaN and −0), so y is saved rather than a
-    mask: the next layer keeps y anyway. Large contiguous float arrays are worked on in
-    parts on the engine's threads (see :mod:`signdigits.autograd.threads`).
+    mask: the next layer keeps y anyway. Large float arrays are worked on in parts on the
+    engine's threads (``threads.elementwise``).
     """
 
     __slots__ = ()
@@ -312,12 +312,10 @@ class ReLU(Function):
     fresh_grads = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if not (x.dtype.kind == "f" and x.flags.c_contiguous):
+        if x.dtype.kind != "f":
             self.saved = (x > 0,)
             return np.maximum(x, 0)
-        y = np.empty_like(x)
-        flat_x, flat_y = x.reshape(-1), y.reshape(-1)
-        threads.for_slices(lambda part: np.maximum(flat_x[part], 0, out=flat_y[part]), x.size)
+        y = threads.elementwise(np.maximum, x, x.dtype.type(0))
         self.saved = (y,)
         return y
 
