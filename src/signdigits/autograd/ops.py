@@ -443,6 +443,12 @@ class _Reduction(Function):
         self.shape = x.shape
         return self.axis
 
+    def _sum(self, x: np.ndarray, axis: tuple[int, ...] | None) -> np.ndarray:
+        """Σ x over ``axis``; over all axes on the engine's threads (``threads.total``)."""
+        if axis is None:
+            return threads.total(x, self.keepdims)
+        return x.sum(axis=axis, keepdims=self.keepdims)
+
     def _with_kept_axes(self, g: np.ndarray) -> np.ndarray:
         """``g`` with the reduced axes back as size-1 axes, ready to broadcast to the input."""
         if self.axis is None or self.keepdims:
@@ -457,10 +463,7 @@ class Sum(_Reduction):
     name = "sum"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        axis = self._reduce_axes(x)
-        if axis is None:
-            return threads.total(x, self.keepdims)
-        return x.sum(axis=axis, keepdims=self.keepdims)
+        return self._sum(x, self._reduce_axes(x))
 
     def backward(self, g: np.ndarray) -> tuple[np.ndarray]:
         return (np.broadcast_to(self._with_kept_axes(g), self.shape),)
@@ -480,10 +483,7 @@ class Mean(_Reduction):
         axis = self._reduce_axes(x)
         count = x.size if axis is None else math.prod(x.shape[a] for a in axis)
         self.saved = (count,)
-        if axis is None:
-            total = threads.total(x, self.keepdims)
-        else:
-            total = x.sum(axis=axis, keepdims=self.keepdims)
+        total = self._sum(x, axis)
         if count == 0:
             with np.errstate(invalid="ignore"):
                 return np.true_divide(total, count)
