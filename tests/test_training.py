@@ -403,6 +403,8 @@ def test_a_killed_run_leaves_its_last_complete_checkpoint(
         (("--threads", "0"), "Invalid value for '--threads'"),
         (("--ema", "1"), "--ema must be a decay in [0, 1), got 1.0"),
         (("--ema", "-0.5"), "--ema must be a decay in [0, 1)"),
+        (("--weight-decay", "-0.01"), "--weight-decay must be a number ≥ 0, got -0.01"),
+        (("--weight-decay", "inf"), "--weight-decay must be a number ≥ 0"),
     ],
 )
 def test_bad_training_flags_end_in_one_line(invoke_cli, tmp_path: Path, flags, says) -> None:

@@ -373,6 +373,13 @@ def train(
             "batch (e.g. 0.999); 0: the trained weights themselves.",
         ),
     ] = 0.0,
+    weight_decay: Annotated[
+        float,
+        typer.Option(
+            "--weight-decay",
+            help="Weight decay: decoupled for adamw, added to the gradient as L2 for sgd and adam.",
+        ),
+    ] = 1e-4,
     threads: ThreadsOption = None,
     data: DataOption = None,
     out: Annotated[
@@ -409,6 +416,7 @@ def train(
         val_fraction=val_fraction,
         patience=patience,
         ema=ema,
+        weight_decay=weight_decay,
     )
     if resume is None:
         settings.resolved()  # every bad setting is refused before any work

@@ -185,6 +185,14 @@ class TrainSettings:
             raise InvalidArgumentError(
                 f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
             )
+        if not (
+            isinstance(self.weight_decay, int | float)
+            and math.isfinite(self.weight_decay)
+            and self.weight_decay >= 0
+        ):
+            raise InvalidArgumentError(
+                f"--weight-decay must be a number ≥ 0, got {self.weight_decay}"
+            )
         if not (isinstance(self.ema, int | float) and 0 <= self.ema < 1):
             raise InvalidArgumentError(f"--ema must be a decay in [0, 1), got {self.ema}")
         if not 0 <= self.val_fraction < 0.5:
