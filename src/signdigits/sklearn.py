@@ -387,7 +387,7 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
     channels : tuple of 1 to 6 ints ≥ 1, default (32, 64, 128): each block's channels.
     dropout : float in [0, 1), default 0.5: before the linear layer.
     optimizer : {"adamw", "adam", "sgd"}, default "adamw" ("sgd" with momentum 0.9).
-    learning_rate : float > 0, default 0.005 (the peak of the one-cycle schedule).
+    learning_rate : float > 0, default 0.008 (the peak of the one-cycle schedule).
     weight_decay : float ≥ 0, default 1e-4.
     schedule : {"onecycle", "cosine", "none"}, default "onecycle": the learning rate's
         course, stepped after each batch (one-cycle) or each epoch (cosine).
@@ -414,7 +414,7 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         channels: tuple[int, ...] = (32, 64, 128),
         dropout: float = 0.5,
         optimizer: str = "adamw",
-        learning_rate: float = 5e-3,
+        learning_rate: float = 8e-3,
         weight_decay: float = 1e-4,
         schedule: str = "onecycle",
         epochs: int = 48,
@@ -502,7 +502,7 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
                 raise InvalidArgumentError(f"{name} must be one of {choices}, got {value!r}")
         if not _is_real(self.learning_rate) or not self.learning_rate > 0:
             raise InvalidArgumentError(
-                f"learning_rate must be a finite number > 0, got {self.learning_rate!r}; try 0.005"
+                f"learning_rate must be a finite number > 0, got {self.learning_rate!r}; try 0.008"
             )
         if not _is_real(self.weight_decay) or self.weight_decay < 0:
             raise InvalidArgumentError(

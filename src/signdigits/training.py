@@ -82,7 +82,7 @@ SCHEDULES = ("onecycle", "cosine", "none")
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "cnn": {
         "epochs": 48,
-        "lr": 5e-3,
+        "lr": 8e-3,
         "optimizer": "adamw",
         "schedule": "onecycle",
         "augment": True,
