@@ -241,7 +241,9 @@ def test_a_run_writes_its_files_and_remembers_its_model(
         assert key in saved, key
     assert saved == json.loads(json.dumps(metrics))
     assert saved["epochs"] == len(saved["history"]) == 2
-    assert (saved["n_train"], saved["n_test"]) == (1484, 413)
+    # Seed 42's training and validation parts hold both known label errors: left out.
+    assert saved["left_out"] == ["2/IMG_5176.JPG", "3/IMG_5108.JPG"]
+    assert (saved["n_train"] + saved["n_val"], saved["n_test"]) == (1649 - 2, 413)
     assert np.array(saved["confusion_matrix"]).sum() == 413
     assert set(saved["per_class"]) == {str(d) for d in range(10)}
     assert (cache / LAST_MODEL).read_bytes() == (out / "model.safetensors").read_bytes()

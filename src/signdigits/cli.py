@@ -380,6 +380,14 @@ def train(
             help="Weight decay: decoupled for adamw, added to the gradient as L2 for sgd and adam.",
         ),
     ] = 1e-4,
+    keep_label_errors: Annotated[
+        bool,
+        typer.Option(
+            "--keep-label-errors",
+            help="Train and validate on the photos listed as filed under the wrong digit too "
+            "(by default they are left out; the test part always keeps them).",
+        ),
+    ] = False,
     threads: ThreadsOption = None,
     data: DataOption = None,
     out: Annotated[
@@ -417,6 +425,7 @@ def train(
         patience=patience,
         ema=ema,
         weight_decay=weight_decay,
+        keep_label_errors=keep_label_errors,
     )
     if resume is None:
         settings.resolved()  # every bad setting is refused before any work

@@ -42,11 +42,15 @@ from signdigits import optim
 from signdigits.autograd import Tensor, no_grad
 from signdigits.data import load_dataset
 from signdigits.data.cache import cache_dir
+from signdigits.data.dataset import SignDigits
+from signdigits.data.label_errors import label_error_mask
 from signdigits.data.training import (
     Augmentation,
     DataLoader,
+    Split,
     augment,
     choose_classes,
+    class_rows,
     split_indices,
 )
 from signdigits.errors import InvalidArgumentError, SignDigitsError, TrainingError
@@ -136,6 +140,7 @@ class TrainSettings:
     augment: bool | None = None
     weight_decay: float = 1e-4
     ema: float = 0.0
+    keep_label_errors: bool = False
 
     def resolved(self) -> TrainSettings:
         """A copy with every default filled in from ``MODEL_DEFAULTS``, checked."""
@@ -438,7 +443,20 @@ def train(
 
     dataset = load_dataset(data, show_progress=show_progress)
     images, labels = choose_classes(dataset, settings.classes)
-    split = split_indices(labels, settings.seed, settings.val_fraction)
+    split, left_out = _split(dataset, labels, settings)
+    if left_out:
+        say.print(
+            f"left out of training and validation, as known label errors "
+            f"(signdigits/data/label_errors.txt): {', '.join(left_out)}",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif dataset.names is None and not settings.keep_label_errors:
+        say.print(
+            "the Kaggle arrays have no file names, so the known label errors "
+            "(signdigits/data/label_errors.txt) cannot be found and stay in",
+            markup=False,
+        )
     say.print(
         f"{settings.model} on the digits {', '.join(map(str, settings.classes))}: "
         f"{len(split.train)} images to train on, {len(split.val)} to validate with, "
@@ -575,10 +593,24 @@ def train(
     if run.best_state is not None:
         model.load_state_dict(run.best_state)
     model.eval()
-    metrics = _results(model, settings, run, images, labels, split, out_path, say)
+    metrics = _results(model, settings, run, images, labels, split, left_out, out_path, say)
     (out_path / CHECKPOINT).unlink(missing_ok=True)
     _remember_last_model(out_path / "model.safetensors")
     return metrics
+
+
+def _split(
+    dataset: SignDigits, labels: np.ndarray, settings: TrainSettings
+) -> tuple[Split, list[str]]:
+    """The run's split and the names of the known label errors it leaves out of training
+    and validation (none with ``keep_label_errors``; the test part keeps them all)."""
+    if settings.keep_label_errors:
+        return split_indices(labels, settings.seed, settings.val_fraction), []
+    chosen = class_rows(dataset, settings.classes)
+    wrong = label_error_mask(dataset)[chosen]
+    split = split_indices(labels, settings.seed, settings.val_fraction, leave_out=wrong)
+    rows, test = np.flatnonzero(chosen), set(split.test.tolist())  # rows: in the dataset
+    return split, [dataset.names[rows[i]] for i in np.flatnonzero(wrong) if i not in test]
 
 
 def _results(
@@ -587,7 +619,8 @@ def _results(
     run: _Run,
     images: np.ndarray,
     labels: np.ndarray,
-    split: Any,
+    split: Split,
+    left_out: list[str],
     out: Path,
     say: Console,
 ) -> dict[str, Any]:
@@ -611,6 +644,7 @@ def _results(
         "n_train": len(split.train),
         "n_val": len(split.val),
         "n_test": len(split.test),
+        "left_out": left_out,
         "seconds": run.seconds,
         "seed": settings.seed,
         "learning_rate": settings.lr,

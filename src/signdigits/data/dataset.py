@@ -46,12 +46,14 @@ class SignDigits:
 
     ``images`` is (N, 64, 64) float32 in [0, 1] and ``labels`` (N,) int64; digit 0
     is the sign for 0 whatever the source. Images are grouped by digit, each group in
-    file-name order.
+    file-name order. ``names`` are their paths inside ``Dataset/`` (such as
+    ``0/IMG_1118.JPG``), or None for the Kaggle arrays, which have none.
     """
 
     images: np.ndarray
     labels: np.ndarray
     source: DataSource
+    names: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -71,7 +73,8 @@ class SignDigits:
                 )
             chosen.append(indices[:count])
         index = np.concatenate(chosen)
-        return SignDigits(self.images[index], self.labels[index], self.source)
+        names = None if self.names is None else tuple(self.names[i] for i in index)
+        return SignDigits(self.images[index], self.labels[index], self.source, names)
 
 
 def find_source(
@@ -210,6 +213,11 @@ def _decoding_order(files: dict[str, bytes]) -> list[str]:
     return sorted(files, key=lambda name: (int(name.split("/")[0]), name))
 
 
+def _names() -> tuple[str, ...]:
+    """The images' names in decoding order (the files are the manifest's, once verified)."""
+    return tuple(_decoding_order(load_manifest()))
+
+
 def _decode_one(files: dict[str, bytes], name: str) -> np.ndarray:
     return preprocess_image(open_image(files[name], name=f"Dataset/{name}"))
 
@@ -274,7 +282,7 @@ def load_dataset(
             read_image_files(source, content=content, only=_spot_check_names())
         )
         if decoded is not None:
-            return SignDigits(*decoded, source)
+            return SignDigits(*decoded, source, _names())
     files = read_image_files(source, content=content)
     verify_images(files, where=str(source.path), hint=hint_for(source.origin))
     if content is not None:
@@ -283,4 +291,4 @@ def load_dataset(
     if decoded is None:
         decoded = _decode(files, show_progress)
         save_decoded(*decoded)
-    return SignDigits(*decoded, source)
+    return SignDigits(*decoded, source, _names())

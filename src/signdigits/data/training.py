@@ -4,7 +4,8 @@ The split is stratified (each digit in the same proportion in every part) and co
 the seed alone: ``test_fraction`` (20 %) of the images is the test part, never seen by
 training, validation or model selection; ``val_fraction`` of the rest is the validation
 part. For all ten digits and the seed 42: 1,649 training images (1,484 to train on and 165
-to validate with) and 413 test images.
+to validate with) and 413 test images. Training then leaves the known label errors
+(:mod:`signdigits.data.label_errors`) out of the parts it learns and validates from.
 
 Augmentation works on a whole batch at once, in NumPy: each image gets its own random
 affine map (rotation, scale, shift), brightness and contrast, a hidden square (cutout) and
@@ -35,21 +36,34 @@ class Split:
     test: np.ndarray
 
 
+def class_rows(dataset: SignDigits, classes: Sequence[int]) -> np.ndarray:
+    """(N,) bool: the dataset's images of ``classes``."""
+    return np.isin(dataset.labels, np.asarray(classes))
+
+
 def choose_classes(dataset: SignDigits, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """The images of ``classes`` and their labels as class indices 0…K−1 (the position of
     each image's digit in ``classes``), in the dataset's order."""
     digits = np.asarray(classes)
-    chosen = np.isin(dataset.labels, digits)
+    chosen = class_rows(dataset, classes)
     lookup = np.full(10, -1)
     lookup[digits] = np.arange(len(digits))
     return dataset.images[chosen], lookup[dataset.labels[chosen]]
 
 
 def split_indices(
-    labels: np.ndarray, seed: int, val_fraction: float = 0.1, test_fraction: float = TEST_FRACTION
+    labels: np.ndarray,
+    seed: int,
+    val_fraction: float = 0.1,
+    test_fraction: float = TEST_FRACTION,
+    leave_out: np.ndarray | None = None,
 ) -> Split:
     """The stratified test and validation parts for ``seed``, as scikit-learn's
-    ``train_test_split(..., stratify=labels, random_state=seed)`` makes them."""
+    ``train_test_split(..., stratify=labels, random_state=seed)`` makes them.
+
+    ``leave_out``, a boolean mask over ``labels`` (the known label errors), takes those
+    images out of the training and validation parts once the split is drawn: every other
+    image is where it would be without it, and the test part is unchanged."""
     from sklearn.model_selection import train_test_split
 
     if not 0 <= val_fraction < 1:
@@ -59,10 +73,13 @@ def split_indices(
         everything, test_size=test_fraction, stratify=labels, random_state=seed
     )
     if val_fraction == 0:
-        return Split(np.sort(rest), np.array([], dtype=int), np.sort(test))
-    train, val = train_test_split(
-        rest, test_size=val_fraction, stratify=labels[rest], random_state=seed
-    )
+        train, val = rest, np.array([], dtype=int)
+    else:
+        train, val = train_test_split(
+            rest, test_size=val_fraction, stratify=labels[rest], random_state=seed
+        )
+    if leave_out is not None:
+        train, val = train[~leave_out[train]], val[~leave_out[val]]
     return Split(np.sort(train), np.sort(val), np.sort(test))
 
 
