@@ -1,7 +1,7 @@
 """Do the trained models reach their targets? Each run end to end through `signdigits train`.
 
 Run:  .venv/bin/python benchmarks/accuracy.py [--models cnn,mlp,softmax,two-layer]
-      [--seeds 42,1,2,3] [--out runs/accuracy] [--data PATH]
+      [--seeds 42,1,2,3] [--out runs/accuracy] [--data PATH] [--torch]
 
 Every run is a fresh `signdigits train` process with the model's default settings, timed
 by wall clock from start to exit (loading the data, training, scoring, writing the files).
@@ -12,6 +12,11 @@ training part, the same 413 test images), as the reference the target is set aga
 Targets (from the issue): cnn ≥ 99.0 % with each seed and ≥ 99.3 % on average, each run
 within 10 minutes; mlp ≥ 85 %; softmax ≥ 75 %; two-layer (signs 0 and 1) ≥ 93 %.
 The table, with the date and the machine's CPU count, goes in the README.
+
+``--torch`` also trains the CNN's recipe with PyTorch on each seed's split
+(``benchmarks/torch_cnn.py``: the same split, batches, augmentation, optimizer, schedule
+and choice of the kept epoch; only the engine differs) and prints the two side by side:
+whether a target missed is the engine's doing or the recipe's.
 """
 
 from __future__ import annotations
@@ -54,6 +59,15 @@ def run_training(
     return {"model": model, "seed": seed, "wall": wall, **metrics}
 
 
+def run_torch(seed: int, data: str | None) -> dict:
+    """``benchmarks/torch_cnn.py`` for ``seed``, in its own process: its JSON line."""
+    args = [sys.executable, str(Path(__file__).with_name("torch_cnn.py")), "--seed", str(seed)]
+    done = subprocess.run(args + (["--data", data] if data else []), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"PyTorch seed {seed} failed ({done.returncode}): {done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def best_val_loss(result: dict) -> float:
     """The validation loss of the epoch the run kept (the lowest of its epochs)."""
     loss = result["history"][result["best_epoch"] - 1]["val_loss"]
@@ -65,11 +79,13 @@ def sklearn_reference(seed: int, data: str | None) -> float:
     from sklearn.linear_model import LogisticRegression
 
     from signdigits.data import load_dataset
-    from signdigits.data.training import choose_classes, split_indices
+    from signdigits.data.training import choose_classes
+    from signdigits.training import TrainSettings, training_split
 
-    images, labels = choose_classes(load_dataset(data, show_progress=False), range(10))
-    split = split_indices(labels, seed, 0.1)
-    train = np.concatenate([split.train, split.val])
+    dataset = load_dataset(data, show_progress=False)
+    images, labels = choose_classes(dataset, range(10))
+    split, _ = training_split(dataset, labels, TrainSettings(model="softmax", seed=seed).resolved())
+    train = np.concatenate([split.train, split.val])  # the training part, less label errors
     flat = images.reshape(len(images), -1)
     model = LogisticRegression(max_iter=1000, random_state=seed)
     model.fit(flat[train], labels[train])
@@ -86,6 +102,9 @@ def main() -> None:
         "--train-flags",
         default="",
         help="more flags for every `signdigits train`, to compare a recipe, e.g. '--ema 0.995'",
+    )
+    parser.add_argument(
+        "--torch", action="store_true", help="train the CNN's recipe with PyTorch beside it"
     )
     args = parser.parse_args()
     flags = shlex.split(args.train_flags)
@@ -157,7 +176,33 @@ def main() -> None:
             f"scikit-learn LogisticRegression on the same split (seed {seeds[0]}): "
             f"{100 * reference:.2f} %"
         )
-    summary = {"date": time.strftime("%Y-%m-%d"), "runs": results, "sklearn_logistic": reference}
+    torch_runs = []
+    if args.torch and cnn:
+        torch_runs = [run_torch(r["seed"], args.data) for r in results if r["model"] == "cnn"]
+        ours = [r for r in results if r["model"] == "cnn"]
+        side = Table(title=f"The CNN's recipe, signdigits beside PyTorch {torch_runs[0]['torch']}")
+        for column in ("seed", "signdigits", "PyTorch", "kept epochs", "training s", "time ratio"):
+            side.add_column(column)
+        for mine, theirs in zip(ours, torch_runs, strict=True):
+            side.add_row(
+                str(mine["seed"]),
+                f"{100 * mine['test_accuracy']:.2f} %",
+                f"{100 * theirs['test_accuracy']:.2f} %",
+                f"{mine['best_epoch']} / {theirs['best_epoch']}",
+                f"{mine['seconds']:.0f} / {theirs['seconds']:.0f}",
+                f"{mine['seconds'] / theirs['seconds']:.2f}",
+            )
+        console.print(side)
+        console.print(
+            f"mean: signdigits {100 * statistics.mean(r['test_accuracy'] for r in ours):.2f} %, "
+            f"PyTorch {100 * statistics.mean(r['test_accuracy'] for r in torch_runs):.2f} %"
+        )
+    summary = {
+        "date": time.strftime("%Y-%m-%d"),
+        "runs": results,
+        "sklearn_logistic": reference,
+        "torch": torch_runs,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     console.print("all targets met" if all(verdicts) else "some targets not met")

@@ -37,7 +37,7 @@ from rich.table import Table
 import signdigits.training as training
 from robustness import INPUT_PERTURBATIONS, accuracy
 from signdigits.data import load_dataset
-from signdigits.data.training import Augmentation, choose_classes, split_indices
+from signdigits.data.training import Augmentation, choose_classes
 from signdigits.io import load_model
 
 RECIPES = {
@@ -67,7 +67,8 @@ def main() -> None:
     columns = ("clean", *SCORED, "mean", "val loss", "train s")
     averages: dict[str, list[list[float]]] = {}
     for seed in seeds:
-        val = split_indices(labels, seed, training.TrainSettings.val_fraction).val
+        settings = training.TrainSettings(model="cnn", seed=seed).resolved()
+        val = training.training_split(dataset, labels, settings)[0].val  # as the run's
         x, y = images[val], labels[val]
         table = Table(title=f"The CNN's validation accuracy ({len(y)} images, seed {seed})")
         for column in ("recipe", *columns):

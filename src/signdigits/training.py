@@ -443,7 +443,7 @@ def train(
 
     dataset = load_dataset(data, show_progress=show_progress)
     images, labels = choose_classes(dataset, settings.classes)
-    split, left_out = _split(dataset, labels, settings)
+    split, left_out = training_split(dataset, labels, settings)
     if left_out:
         say.print(
             f"left out of training and validation, as known label errors "
@@ -599,7 +599,7 @@ def train(
     return metrics
 
 
-def _split(
+def training_split(
     dataset: SignDigits, labels: np.ndarray, settings: TrainSettings
 ) -> tuple[Split, list[str]]:
     """The run's split and the names of the known label errors it leaves out of training

@@ -10,7 +10,7 @@ from signdigits.data import SignDigits
 from signdigits.data.label_errors import known_label_errors, label_error_mask
 from signdigits.data.manifest import load_manifest
 from signdigits.data.training import choose_classes, class_rows, split_indices
-from signdigits.training import TrainSettings, _split
+from signdigits.training import TrainSettings, training_split
 
 
 def test_each_listed_error_is_an_image_filed_under_another_digit() -> None:
@@ -74,7 +74,7 @@ def test_a_run_names_the_errors_it_leaves_out_unless_told_to_keep_them(
     listed = {e.name: e for e in known_label_errors()}
     for seed in (42, 1, 2, 3):
         settings = TrainSettings(classes=classes, seed=seed).resolved()
-        split, left_out = _split(dataset, labels, settings)
+        split, left_out = training_split(dataset, labels, settings)
         names = np.array(dataset.names, dtype=object)[class_rows(dataset, classes)]
         expected = [
             name
@@ -84,7 +84,7 @@ def test_a_run_names_the_errors_it_leaves_out_unless_told_to_keep_them(
         assert left_out == expected
         assert not set(names[np.concatenate([split.train, split.val])]) & set(listed)
         kept = TrainSettings(classes=classes, seed=seed, keep_label_errors=True).resolved()
-        plain, nothing = _split(dataset, labels, kept)
+        plain, nothing = training_split(dataset, labels, kept)
         assert nothing == []
         assert len(plain.train) + len(plain.val) == len(split.train) + len(split.val) + len(
             left_out
