@@ -25,8 +25,6 @@ from rich.console import Console
 from rich.table import Table
 
 from signdigits.data import load_dataset
-from signdigits.data.dataset import _decoding_order
-from signdigits.data.manifest import load_manifest
 from signdigits.data.training import DataLoader
 from signdigits.models import build_model, default_spec
 from signdigits.training import (
@@ -95,7 +93,11 @@ def main() -> None:
     args = parser.parse_args()
 
     dataset = load_dataset(args.data, show_progress=False)
-    names = _decoding_order(load_manifest())
+    names = dataset.names
+    if names is None:
+        raise SystemExit(
+            "the audit names photos by file: give the archive or the folder, not Kaggle's arrays"
+        )
     probabilities = out_of_fold_probabilities(
         dataset.images, dataset.labels, args.folds, args.epochs, args.seed
     )
