@@ -178,4 +178,6 @@ def test_data_info_in_a_process_prints_the_counts_in_digit_order(
     assert run.returncode == 0, run.stderr
     assert "205 206 206 206 207 207 207 206 208 204" in run.stdout
     assert "2062" in run.stdout
+    assert "filed under the wrong digit: 2/IMG_5176.JPG shows a 3, not a 2" in run.stdout
+    assert "filed under the wrong digit: 3/IMG_5108.JPG shows a 7, not a 3" in run.stdout
     assert run.stderr == ""

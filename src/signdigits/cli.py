@@ -100,6 +100,14 @@ def data_info(data: LookDataOption = None, quiet: QuietOption = False) -> None:
     print(f"images: {len(dataset)}")
     print("digit:  " + " ".join(f"{digit:>3}" for digit in range(10)))
     print("count:  " + " ".join(f"{count:>3}" for count in dataset.counts()))
+    if dataset.names is not None:
+        from signdigits.data.label_errors import known_label_errors
+
+        for error in known_label_errors():
+            print(
+                f"filed under the wrong digit: {error.name} shows a {error.shows}, not a "
+                f"{error.label} (`signdigits train` leaves it out of training and validation)"
+            )
 
 
 @data_app.command("fetch")
