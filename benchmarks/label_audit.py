@@ -51,11 +51,14 @@ def out_of_fold_probabilities(
         rng = np.random.default_rng([seed, fold])
         model = build_model(default_spec("cnn", range(10)), rng)
         loader = DataLoader(images[train], labels[train], batch_size=32, shuffle=True, rng=rng)
-        optimizer, schedule, _ = build_optimizer(settings, model, len(loader))
+        optimizer, schedule, every = build_optimizer(settings, model, len(loader))
+        per_batch = schedule if every == "batch" else None
         model.train()
         for _ in range(epochs):
             for x, y in loader:
-                train_step(model, optimizer, x, y, rng, AUGMENTATION["cnn"], schedule)
+                train_step(model, optimizer, x, y, rng, AUGMENTATION["cnn"], per_batch)
+            if schedule is not None and every == "epoch":
+                schedule.step()
         probabilities[held_out] = softmax(predict_logits(model, images[held_out]))
         right = np.mean(probabilities[held_out].argmax(1) == labels[held_out])
         print(
